@@ -1,0 +1,190 @@
+//! The `c7sync` command line: argument parsing, shared set-up (config → store), dispatch, and
+//! the mapping from outcomes and errors to exit codes.
+
+mod audit;
+mod init;
+mod members;
+mod output;
+mod runs;
+mod teamspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::Millis;
+use crate::config::{self, Config, ConfigError};
+use crate::reconcile::{ReconcileError, Reconciler};
+use crate::store::{Outcome, Store, StoreError, StoreSettings, TeamspaceSpec};
+
+/// Exit codes (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success, including a dry run.
+    Success = 0,
+    /// Runtime failure, including a source that could not be read completely.
+    Failure = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// A guard held the run back.
+    Aborted = 3,
+    /// The input had invalid rows.
+    InvalidInput = 4,
+}
+
+impl Exit {
+    /// The exit code for a run's outcome.
+    pub fn for_outcome(outcome: Outcome) -> Exit {
+        match outcome {
+            Outcome::Applied | Outcome::DryRun => Exit::Success,
+            Outcome::Aborted => Exit::Aborted,
+            Outcome::Failed => Exit::Failure,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// A mistake in how the command was called (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Provision Context7 teamspace members from Microsoft Entra ID.
+///
+/// Members come from sources: Entra groups read through Microsoft Graph (`sync`, `serve`),
+/// CSV files (`import`), Entra's SCIM provisioning (`serve`), and manual entries
+/// (`members add`). Every change goes through one reconcile core: planned, guarded against
+/// mass removal, applied in one transaction, audited.
+#[derive(Debug, Parser)]
+#[command(name = "c7sync", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: $C7SYNC_CONFIG, else ./c7sync.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the config and $C7SYNC_DATABASE_URL (e.g. sqlite://c7sync.db)
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Log format on stderr (level from $RUST_LOG, default info)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter c7sync.toml and create the database
+    Init(init::InitArgs),
+    /// Teamspaces with member counts and the last run of each source
+    #[command(subcommand)]
+    Teamspace(teamspace::TeamspaceCommand),
+    /// List, add and remove members (add/remove act as the `manual` source)
+    #[command(subcommand)]
+    Members(members::MembersCommand),
+    /// Run history, held plans and their approval
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// The audit trail of member changes
+    Audit(audit::AuditArgs),
+}
+
+/// Everything a command needs: the validated config and the open store.
+pub struct Context {
+    /// Validated config.
+    pub config: Config,
+    /// The reconcile core over the store.
+    pub reconciler: Reconciler,
+}
+
+impl Context {
+    /// Loads the config, opens (creating and migrating) the database and mirrors the
+    /// configured teamspaces into it.
+    pub async fn load(cli: &Cli) -> anyhow::Result<Context> {
+        let path = config::locate(cli.config.as_deref());
+        let config = config::load(&path, cli.database.as_deref())?;
+        let store = open_store(&config.database).await?;
+        let specs: Vec<TeamspaceSpec> = config
+            .teamspaces
+            .iter()
+            .map(|t| TeamspaceSpec {
+                name: t.name.clone(),
+                tenant_id: t.tenant_id,
+                audience: t.audience.to_string(),
+                required_scope: t.required_scope.clone(),
+                max_removals: t.max_removals,
+            })
+            .collect();
+        store.sync_teamspaces(&specs, Millis::now()).await?;
+        Ok(Context { config, reconciler: Reconciler::new(store) })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.reconciler.store()
+    }
+
+    /// The stored teamspace row for a configured teamspace name (exit 2 if not configured).
+    pub async fn teamspace_id(&self, name: &str) -> anyhow::Result<i64> {
+        self.config.teamspace(name)?;
+        Ok(self.store().teamspace(name).await?.id)
+    }
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    Store::open(&StoreSettings::new(url))
+        .await
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot open database {url}")))
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> Exit {
+    match dispatch(&cli).await {
+        Ok(exit) => exit,
+        Err(error) => {
+            let exit = classify(&error);
+            eprintln!("error: {error:#}");
+            exit
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
+    match &cli.command {
+        Command::Init(args) => init::run(cli, args).await,
+        Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
+        Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
+        Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,
+        Command::Audit(args) => audit::run(&Context::load(cli).await?, args).await,
+    }
+}
+
+/// Maps an error to its exit code: configuration and usage mistakes are 2, the rest 1.
+fn classify(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if cause.is::<ConfigError>() || cause.is::<UsageError>() {
+            return Exit::Usage;
+        }
+        if let Some(StoreError::NotFound(_)) = cause.downcast_ref::<StoreError>() {
+            return Exit::Usage;
+        }
+        if let Some(ReconcileError::Store(StoreError::NotFound(_))) = cause.downcast_ref::<ReconcileError>() {
+            return Exit::Usage;
+        }
+    }
+    Exit::Failure
+}

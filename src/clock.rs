@@ -1,0 +1,57 @@
+//! Time as a value: the pipeline takes `now` as a parameter so tests can fix it.
+//! Stored as Unix milliseconds, shown as RFC 3339 UTC.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A point in time, in milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// The wall clock now.
+    pub fn now() -> Self {
+        Millis(Utc::now().timestamp_millis())
+    }
+
+    /// Parses an RFC 3339 timestamp (`2026-11-28T09:00:00Z`).
+    pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Millis(t.timestamp_millis()))
+            .map_err(|e| format!("`{text}` is not an RFC 3339 time (like 2026-11-28T09:00:00Z): {e}"))
+    }
+
+    /// Milliseconds from `earlier` to `self`, never negative.
+    pub fn since(self, earlier: Millis) -> u64 {
+        u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DateTime::<Utc>::from_timestamp_millis(self.0) {
+            Some(t) => f.write_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl serde::Serialize for Millis {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_rfc3339() {
+        let t = Millis::parse_rfc3339("2026-11-28T09:00:00.250Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-28T09:00:00.250Z");
+        assert!(Millis::parse_rfc3339("yesterday").is_err());
+        assert_eq!(Millis(5).since(Millis(9)), 0);
+    }
+}

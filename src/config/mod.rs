@@ -1,0 +1,239 @@
+//! `c7sync.toml` → a validated [`Config`]: GUIDs parsed, cron expressions compiled, URLs
+//! checked, names unique. Precedence: defaults, then the file, then env, then flags.
+
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::domain::{MaxRemovals, SourceName, TeamspaceName, TenantId};
+
+/// The default database: a SQLite file beside the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://c7sync.db";
+/// The default listen address for `c7sync serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+/// The commented starter config `c7sync init` writes; also the README's sample.
+pub const STARTER_CONFIG: &str = include_str!("../../samples/c7sync.toml");
+
+/// A configuration problem: exit code 2, with the file and the key named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type, or an unknown key (the parser names it, with line and column).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value that parses but is not valid.
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key path, e.g. `teamspaces[0].tenant_id`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No config file where one was expected.
+    #[error("no config file at {0}: pass --config PATH, set C7SYNC_CONFIG, or run `c7sync init`")]
+    Missing(PathBuf),
+    /// A secret's environment variable is not set (reported when the source first runs).
+    #[error("environment variable {var} (named by `{key}`) is not set")]
+    MissingSecret {
+        /// The variable.
+        var: String,
+        /// The config key naming it.
+        key: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// sqlx database URL after env and flag overrides.
+    pub database: String,
+    /// `[server]`.
+    pub listen: SocketAddr,
+    /// `[[teamspaces]]`, in file order, names unique.
+    pub teamspaces: Vec<TeamspaceConfig>,
+    /// `[delivery]`.
+    pub delivery: Option<DeliveryConfig>,
+}
+
+/// One `[[teamspaces]]` table.
+#[derive(Debug, Clone)]
+pub struct TeamspaceConfig {
+    /// The slug.
+    pub name: TeamspaceName,
+    /// Entra tenant (directory) id.
+    pub tenant_id: TenantId,
+    /// The MCP API app's client id.
+    pub audience: uuid::Uuid,
+    /// Scope a token must carry.
+    pub required_scope: String,
+    /// Removal guard threshold.
+    pub max_removals: MaxRemovals,
+    /// Configured sources, names unique within the teamspace.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One `[[teamspaces.sources]]` table.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// `kind:id`.
+    pub name: SourceName,
+    /// When the daemon runs it (graph and csv only).
+    pub schedule: Option<Schedule>,
+    /// Kind-specific settings.
+    pub settings: SourceSettings,
+}
+
+/// A compiled cron schedule with the text it came from.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// As written in the file.
+    pub expression: String,
+    /// Compiled (6- or 7-field form).
+    pub compiled: cron::Schedule,
+}
+
+/// Kind-specific settings of a source.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// Entra groups through Microsoft Graph.
+    Graph(GraphSettings),
+    /// A CSV file.
+    Csv(CsvSettings),
+    /// Entra's SCIM pushes.
+    Scim(ScimSettings),
+}
+
+/// `kind = "graph"`.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Group object ids; members are their transitive union.
+    pub groups: Vec<uuid::Uuid>,
+    /// The app registration's client id.
+    pub client_id: uuid::Uuid,
+    /// Name of the environment variable holding the client secret.
+    pub client_secret_env: String,
+    /// Keep `accountEnabled = false` users.
+    pub include_disabled: bool,
+    /// Keep `userType = Guest` users.
+    pub include_guests: bool,
+    /// Microsoft Graph base URL.
+    pub graph_url: url::Url,
+    /// Entra authority base URL.
+    pub authority_url: url::Url,
+}
+
+/// `kind = "csv"`.
+#[derive(Debug, Clone)]
+pub struct CsvSettings {
+    /// The file, relative to the config file's folder unless absolute.
+    pub path: PathBuf,
+    /// `merge` or `replace`.
+    pub mode: CsvMode,
+}
+
+/// How a CSV file relates to the source's claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CsvMode {
+    /// Add and update; never remove.
+    Merge,
+    /// The file is the complete list; claims not in it are dropped (guards apply).
+    Replace,
+}
+
+/// `kind = "scim"`.
+#[derive(Debug, Clone)]
+pub struct ScimSettings {
+    /// The SCIM attribute carrying the Entra object id.
+    pub oid_attribute: String,
+    /// When non-empty, only members of these SCIM groups are claimed.
+    pub groups: Vec<String>,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Where events are POSTed.
+    pub webhook_url: url::Url,
+    /// Name of the environment variable holding the HMAC key.
+    pub signing_secret_env: String,
+}
+
+/// Where to look for the file, in order: `--config`, `$C7SYNC_CONFIG`, `./c7sync.toml`.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("C7SYNC_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("c7sync.toml"))
+}
+
+/// Reads and validates the file; `database_flag` (from `--database`) beats
+/// `$C7SYNC_DATABASE_URL`, which beats the file.
+pub fn load(path: &Path, database_flag: Option<&str>) -> Result<Config, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing(path.to_path_buf())),
+        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+    };
+    let mut config = parse(path, &text)?;
+    if let Some(url) = database_flag.map(str::to_owned).or_else(|| std::env::var("C7SYNC_DATABASE_URL").ok()) {
+        config.database = url;
+    }
+    Ok(config)
+}
+
+/// Parses and validates config text; `path` is used for messages and relative CSV paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_owned() })?;
+    validate::validate(path, raw)
+}
+
+impl Config {
+    /// The teamspace called `name`, or an error listing the configured ones.
+    pub fn teamspace(&self, name: &str) -> Result<&TeamspaceConfig, ConfigError> {
+        self.teamspaces.iter().find(|t| t.name.as_str() == name).ok_or_else(|| {
+            let known: Vec<_> = self.teamspaces.iter().map(|t| t.name.as_str()).collect();
+            ConfigError::Invalid {
+                path: self.path.clone(),
+                key: "teamspaces".into(),
+                message: format!(
+                    "no teamspace `{name}` is configured (configured: {})",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            }
+        })
+    }
+}
+
+impl TeamspaceConfig {
+    /// The configured source with this name.
+    pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| &s.name == name)
+    }
+}
+
+/// Reads a secret named by the config; errors name the variable and the key, never a value.
+pub fn read_secret(var: &str, key: &str) -> Result<String, ConfigError> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(ConfigError::MissingSecret { var: var.to_owned(), key: key.to_owned() }),
+    }
+}

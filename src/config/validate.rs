@@ -1,0 +1,270 @@
+//! Raw config → validated config. Each check names the key path that failed.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::raw::{CountOrText, RawConfig, RawSource, RawTeamspace};
+use super::*;
+use crate::domain::{MaxRemovals, SourceKind, SourceName, TeamspaceName};
+
+/// Collects the file path so every check can build a [`ConfigError::Invalid`].
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: impl Into<String>, message: impl ToString) -> ConfigError {
+        ConfigError::Invalid { path: self.path.to_path_buf(), key: key.into(), message: message.to_string() }
+    }
+
+    fn parse<T: FromStr>(&self, key: &str, text: &str) -> Result<T, ConfigError>
+    where
+        T::Err: ToString,
+    {
+        text.parse().map_err(|e: T::Err| self.invalid(key, e))
+    }
+
+    fn guid(&self, key: &str, text: &str) -> Result<uuid::Uuid, ConfigError> {
+        crate::domain::parse_guid(text).map_err(|e| self.invalid(key, e))
+    }
+
+    fn env_name(&self, key: &str, name: &str) -> Result<String, ConfigError> {
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            Ok(name.to_owned())
+        } else {
+            Err(self.invalid(key, format!("`{name}` is not an environment variable name; the file names the variable, the secret stays in the environment")))
+        }
+    }
+
+    fn url(&self, key: &str, text: &str) -> Result<url::Url, ConfigError> {
+        let url = url::Url::parse(text).map_err(|e| self.invalid(key, format!("`{text}`: {e}")))?;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if loopback => Ok(url),
+            "http" => {
+                Err(self.invalid(key, format!("`{text}`: plain http is only allowed to a loopback host; use https")))
+            }
+            other => Err(self.invalid(key, format!("`{text}`: unsupported scheme `{other}`"))),
+        }
+    }
+
+    fn schedule(&self, key: &str, text: &str) -> Result<Schedule, ConfigError> {
+        let fields = text.split_whitespace().count();
+        // The cron crate wants seconds first; classic 5-field crontab lines run at second 0.
+        let expanded = match fields {
+            5 => format!("0 {text}"),
+            6 | 7 => text.to_owned(),
+            _ => {
+                return Err(self.invalid(
+                    key,
+                    format!("`{text}` has {fields} fields; use 5-field cron (`*/15 * * * *`) or 6 with seconds"),
+                ))
+            }
+        };
+        let compiled = cron::Schedule::from_str(&expanded)
+            .map_err(|e| self.invalid(key, format!("`{text}` is not a valid cron expression: {e}")))?;
+        Ok(Schedule { expression: text.to_owned(), compiled })
+    }
+}
+
+pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let check = Checker { path };
+    let listen_text = raw.server.and_then(|s| s.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        check.invalid("server.listen", format!("`{listen_text}` is not an address like 127.0.0.1:8787"))
+    })?;
+
+    let mut names = HashSet::new();
+    let mut teamspaces = Vec::with_capacity(raw.teamspaces.len());
+    for (index, raw_teamspace) in raw.teamspaces.into_iter().enumerate() {
+        let teamspace = teamspace(&check, index, raw_teamspace)?;
+        if !names.insert(teamspace.name.clone()) {
+            return Err(check.invalid(
+                format!("teamspaces[{index}].name"),
+                format!("teamspace `{}` is defined twice", teamspace.name),
+            ));
+        }
+        teamspaces.push(teamspace);
+    }
+
+    let delivery = match raw.delivery {
+        Some(d) => Some(DeliveryConfig {
+            webhook_url: check.url("delivery.webhook_url", &d.webhook_url)?,
+            signing_secret_env: check.env_name("delivery.signing_secret_env", &d.signing_secret_env)?,
+        }),
+        None => None,
+    };
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        database: raw.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+        listen,
+        teamspaces,
+        delivery,
+    })
+}
+
+fn teamspace(check: &Checker<'_>, index: usize, raw: RawTeamspace) -> Result<TeamspaceConfig, ConfigError> {
+    let key = |field: &str| format!("teamspaces[{index}].{field}");
+    let name: TeamspaceName = check.parse(&key("name"), &raw.name)?;
+    let max_removals = match raw.max_removals {
+        None => MaxRemovals::default(),
+        Some(CountOrText::Count(n)) => u64::try_from(n)
+            .map(MaxRemovals::Count)
+            .map_err(|_| check.invalid(key("max_removals"), format!("`{n}` is negative")))?,
+        Some(CountOrText::Text(text)) => check.parse(&key("max_removals"), &text)?,
+    };
+    let mut source_names = HashSet::new();
+    let mut sources = Vec::with_capacity(raw.sources.len());
+    for (source_index, raw_source) in raw.sources.into_iter().enumerate() {
+        let prefix = key(&format!("sources[{source_index}]"));
+        let source = source(check, &prefix, raw_source)?;
+        if !source_names.insert(source.name.clone()) {
+            return Err(check.invalid(
+                format!("{prefix}.id"),
+                format!("source `{}` is defined twice in teamspace `{name}`", source.name),
+            ));
+        }
+        sources.push(source);
+    }
+    Ok(TeamspaceConfig {
+        tenant_id: check.parse(&key("tenant_id"), &raw.tenant_id)?,
+        audience: check.guid(&key("audience"), &raw.audience)?,
+        required_scope: raw.required_scope.unwrap_or_else(|| "mcp.access".to_owned()),
+        name,
+        max_removals,
+        sources,
+    })
+}
+
+fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceConfig, ConfigError> {
+    let key = |field: &str| format!("{prefix}.{field}");
+    let named = |kind, id: &str| SourceName::new(kind, id).map_err(|e| check.invalid(key("id"), e));
+    let schedule = |text: Option<String>| text.map(|t| check.schedule(&key("schedule"), &t)).transpose();
+    Ok(match raw {
+        RawSource::Graph(g) => {
+            if g.groups.is_empty() {
+                return Err(check.invalid(key("groups"), "list at least one group object id"));
+            }
+            let groups = g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, group)| check.guid(&key(&format!("groups[{i}]")), group))
+                .collect::<Result<_, _>>()?;
+            SourceConfig {
+                name: named(SourceKind::Graph, &g.id)?,
+                schedule: schedule(g.schedule)?,
+                settings: SourceSettings::Graph(GraphSettings {
+                    groups,
+                    client_id: check.guid(&key("client_id"), &g.client_id)?,
+                    client_secret_env: check.env_name(&key("client_secret_env"), &g.client_secret_env)?,
+                    include_disabled: g.include_disabled,
+                    include_guests: g.include_guests,
+                    graph_url: check
+                        .url(&key("graph_url"), g.graph_url.as_deref().unwrap_or("https://graph.microsoft.com"))?,
+                    authority_url: check.url(
+                        &key("authority_url"),
+                        g.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"),
+                    )?,
+                }),
+            }
+        }
+        RawSource::Csv(c) => {
+            let mode = match c.mode.as_deref() {
+                None | Some("merge") => CsvMode::Merge,
+                Some("replace") => CsvMode::Replace,
+                Some(other) => {
+                    return Err(check.invalid(key("mode"), format!("`{other}`: expected `merge` or `replace`")))
+                }
+            };
+            let base = check.path.parent().unwrap_or(Path::new("."));
+            SourceConfig {
+                name: named(SourceKind::Csv, &c.id)?,
+                schedule: schedule(c.schedule)?,
+                settings: SourceSettings::Csv(CsvSettings { path: base.join(PathBuf::from(c.path)), mode }),
+            }
+        }
+        RawSource::Scim(s) => SourceConfig {
+            name: SourceName::new(SourceKind::Scim, "").map_err(|e| check.invalid(key("kind"), e))?,
+            schedule: None,
+            settings: SourceSettings::Scim(ScimSettings {
+                oid_attribute: s.oid_attribute.unwrap_or_else(|| "externalId".to_owned()),
+                groups: s.groups,
+            }),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[teamspaces]]
+name = "acme"
+tenant_id = "00000000-0000-0000-0000-000000000001"
+audience = "00000000-0000-0000-0000-000000000002"
+"#;
+
+    fn error_of(text: &str) -> String {
+        parse(Path::new("c7sync.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_starter_config_is_valid() {
+        let config = parse(Path::new("c7sync.toml"), STARTER_CONFIG).unwrap();
+        assert!(!config.teamspaces.is_empty());
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = parse(Path::new("c7sync.toml"), MINIMAL).unwrap();
+        assert_eq!(config.database, DEFAULT_DATABASE);
+        assert_eq!(config.teamspaces[0].max_removals, MaxRemovals::Percent(20.0));
+        assert_eq!(config.teamspaces[0].required_scope, "mcp.access");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let bad_guid = MINIMAL.replace("00000000-0000-0000-0000-000000000001", "not-a-guid");
+        let message = error_of(&bad_guid);
+        assert!(message.contains("c7sync.toml") && message.contains("teamspaces[0].tenant_id"), "{message}");
+
+        let unknown = format!("{MINIMAL}colour = \"blue\"\n");
+        assert!(error_of(&unknown).contains("colour"), "{}", error_of(&unknown));
+
+        let twice = format!("{MINIMAL}{MINIMAL}");
+        assert!(error_of(&twice).contains("defined twice"));
+    }
+
+    #[test]
+    fn sources_are_checked() {
+        let graph = format!(
+            "{MINIMAL}[[teamspaces.sources]]\nkind = \"graph\"\nid = \"dev\"\ngroups = [\"00000000-0000-0000-0000-000000000003\"]\nclient_id = \"00000000-0000-0000-0000-000000000004\"\nclient_secret_env = \"SECRET\"\nschedule = \"*/15 * * * *\"\n"
+        );
+        let config = parse(Path::new("c7sync.toml"), &graph).unwrap();
+        assert_eq!(config.teamspaces[0].sources[0].name.to_string(), "graph:dev");
+
+        let bad_cron = graph.replace("*/15 * * * *", "every minute");
+        assert!(error_of(&bad_cron).contains("sources[0].schedule"), "{}", error_of(&bad_cron));
+        let http = graph.replace("schedule", "graph_url = \"http://graph.example.com\"\nschedule");
+        assert!(error_of(&http).contains("loopback"), "{}", error_of(&http));
+        let twice = format!("{graph}[[teamspaces.sources]]\nkind = \"csv\"\nid = \"dev\"\npath = \"a.csv\"\n[[teamspaces.sources]]\nkind = \"csv\"\nid = \"dev\"\npath = \"b.csv\"\n");
+        assert!(error_of(&twice).contains("csv:dev"), "{}", error_of(&twice));
+        let unknown_kind = format!("{MINIMAL}[[teamspaces.sources]]\nkind = \"ldap\"\n");
+        assert!(error_of(&unknown_kind).contains("ldap"), "{}", error_of(&unknown_kind));
+    }
+}

@@ -1,0 +1,14 @@
+//! c7sync keeps Context7 teamspace members in step with Microsoft Entra ID.
+//!
+//! source (Graph groups, CSV file, SCIM push, manual) → a snapshot or deltas of its claims
+//! → `plan` (pure diff against the stored members) → `plan::guard` (mass removal, empty
+//! snapshot) → `store::Store::apply` (members + claims + run + audit + outbox in one
+//! transaction) → the outbox feeds downstream delivery.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod plan;
+pub mod reconcile;
+pub mod store;

@@ -1,0 +1,308 @@
+//! The pure planner: what one source wants (a snapshot or deltas) against what the teamspace
+//! holds now → the list of claim and member changes. No I/O; linear after one sort.
+
+pub mod guard;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use smallvec::SmallVec;
+
+use crate::domain::{Email, Oid, SourceKind};
+
+/// The store's key for a source row. Opaque to the planner beyond equality and precedence.
+pub type SourceKey = i64;
+
+/// "This source says `oid` belongs here, with this email and name."
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredClaim {
+    /// The member's Entra object id.
+    pub oid: Oid,
+    /// The address the source gives.
+    pub email: Email,
+    /// `None` means the source does not say; an existing name is then kept.
+    pub display_name: Option<Box<str>>,
+}
+
+/// One instruction from a delta source (SCIM, CSV `merge`, manual).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    /// Claim (or keep claiming) this member with these attributes.
+    Upsert(DesiredClaim),
+    /// Drop this source's claim on the member, if it holds one.
+    Drop(Oid),
+}
+
+/// What a source hands to the core.
+#[derive(Debug, Clone)]
+pub enum Desired {
+    /// The complete list of this source's claims: anything it claims now and not here is dropped.
+    Snapshot(Vec<DesiredClaim>),
+    /// Individual changes; everything not mentioned stays as it is.
+    Deltas(Vec<Delta>),
+}
+
+/// A member as stored, with the sources claiming it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentMember {
+    /// Entra object id.
+    pub oid: Oid,
+    /// Current email.
+    pub email: Email,
+    /// Current display name.
+    pub display_name: Option<Box<str>>,
+    /// The source whose values the email and name are.
+    pub attrs_source: SourceKey,
+    /// Every source that claims the member (never empty for a stored member).
+    pub claims: SmallVec<[SourceKey; 2]>,
+}
+
+/// Who is planning, and how sources rank against each other for attributes.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    me: SourceKey,
+    ranks: HashMap<SourceKey, SourceKind>,
+}
+
+/// How the planning source's own claim on a member changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimChange {
+    /// The source starts claiming the member.
+    Gain,
+    /// The source keeps its claim.
+    Keep,
+    /// The source drops its claim.
+    Drop,
+}
+
+/// What happens to the member itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberChange {
+    /// First claim: the member is provisioned.
+    Add,
+    /// Last claim gone: the member is deprovisioned.
+    Remove,
+    /// Email or display name changes; the previous values are kept for the audit.
+    Update {
+        /// Email before the change.
+        previous_email: Email,
+        /// Display name before the change.
+        previous_display_name: Option<Box<str>>,
+    },
+    /// The member is not affected (only a claim moves).
+    Unchanged,
+}
+
+/// One row of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// The member.
+    pub oid: Oid,
+    /// The planning source's claim.
+    pub claim: ClaimChange,
+    /// The member's fate.
+    pub member: MemberChange,
+    /// The member's email after the change (for a removal: the last known email).
+    pub email: Email,
+    /// The member's display name after the change.
+    pub display_name: Option<Box<str>>,
+}
+
+/// The outcome of planning: changes in oid order, plus how many members were already right.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Only rows where something changes.
+    pub changes: Vec<Change>,
+    /// Desired members that needed nothing.
+    pub unchanged: u64,
+}
+
+/// Member-level totals of a plan, as reported for every run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Members provisioned.
+    pub added: u64,
+    /// Members deprovisioned.
+    pub removed: u64,
+    /// Members whose email or name changed.
+    pub updated: u64,
+    /// Desired members already right (including claim-only changes).
+    pub unchanged: u64,
+}
+
+impl Plan {
+    /// Member-level totals. A claim that moves without touching the member counts as unchanged.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts { unchanged: self.unchanged, ..Counts::default() };
+        for change in &self.changes {
+            match change.member {
+                MemberChange::Add => counts.added += 1,
+                MemberChange::Remove => counts.removed += 1,
+                MemberChange::Update { .. } => counts.updated += 1,
+                MemberChange::Unchanged if change.claim == ClaimChange::Gain => counts.unchanged += 1,
+                MemberChange::Unchanged => {}
+            }
+        }
+        counts
+    }
+
+    /// True when applying would change nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// What the source wants for one oid.
+enum Intent<'a> {
+    Want(&'a DesiredClaim),
+    DropMine,
+}
+
+impl Planner {
+    /// A planner for source `me`; `ranks` maps every source that may appear in the current
+    /// state to its kind (the attribute precedence, see [`SourceKind`]).
+    pub fn new(me: SourceKey, ranks: HashMap<SourceKey, SourceKind>) -> Self {
+        Planner { me, ranks }
+    }
+
+    /// Plans `desired` against `current` (every current member the source may touch: for a
+    /// snapshot, the whole teamspace; for deltas, at least the oids they name). `current` may
+    /// come in any order (the store hands it sorted, which skips a sort). Duplicate oids in
+    /// the input: the last one wins.
+    pub fn plan(&self, desired: &Desired, current: &[CurrentMember]) -> Plan {
+        let (intents, drop_unlisted) = match desired {
+            Desired::Snapshot(claims) => (claims.iter().map(|c| (c.oid, Intent::Want(c))).collect(), true),
+            Desired::Deltas(deltas) => (
+                deltas
+                    .iter()
+                    .map(|delta| match delta {
+                        Delta::Upsert(claim) => (claim.oid, Intent::Want(claim)),
+                        Delta::Drop(oid) => (*oid, Intent::DropMine),
+                    })
+                    .collect(),
+                false,
+            ),
+        };
+        let intents = sorted_last_wins(intents);
+        let mut current: Vec<&CurrentMember> = current.iter().collect();
+        if !current.is_sorted_by_key(|m| m.oid) {
+            current.sort_unstable_by_key(|m| m.oid);
+        }
+
+        let mut plan = Plan::default();
+        let mut record = |oid: Oid, intent: &Intent<'_>, existing: Option<&CurrentMember>| match self
+            .decide(oid, intent, existing)
+        {
+            Some(change) => plan.changes.push(change),
+            None if matches!(intent, Intent::Want(_)) => plan.unchanged += 1,
+            None => {}
+        };
+        // Merge join: both sides ascend by oid.
+        let mut members = current.into_iter().peekable();
+        for (oid, intent) in &intents {
+            while let Some(member) = members.next_if(|m| m.oid < *oid) {
+                if drop_unlisted {
+                    record(member.oid, &Intent::DropMine, Some(member));
+                }
+            }
+            let existing = members.next_if(|m| m.oid == *oid);
+            record(*oid, intent, existing);
+        }
+        if drop_unlisted {
+            for member in members {
+                record(member.oid, &Intent::DropMine, Some(member));
+            }
+        }
+        plan
+    }
+
+    fn decide(&self, oid: Oid, intent: &Intent<'_>, existing: Option<&CurrentMember>) -> Option<Change> {
+        match (intent, existing) {
+            (Intent::Want(claim), None) => Some(Change {
+                oid,
+                claim: ClaimChange::Gain,
+                member: MemberChange::Add,
+                email: claim.email.clone(),
+                display_name: claim.display_name.clone(),
+            }),
+            (Intent::Want(claim), Some(member)) => {
+                let claim_change = if member.claims.contains(&self.me) { ClaimChange::Keep } else { ClaimChange::Gain };
+                let new_name = claim.display_name.as_ref().or(member.display_name.as_ref());
+                let differs = claim.email != member.email || new_name != member.display_name.as_ref();
+                if differs && self.may_write_attributes(member) {
+                    Some(Change {
+                        oid,
+                        claim: claim_change,
+                        member: MemberChange::Update {
+                            previous_email: member.email.clone(),
+                            previous_display_name: member.display_name.clone(),
+                        },
+                        email: claim.email.clone(),
+                        display_name: new_name.cloned(),
+                    })
+                } else if claim_change == ClaimChange::Gain {
+                    Some(unchanged_member(member, ClaimChange::Gain))
+                } else {
+                    None
+                }
+            }
+            (Intent::DropMine, Some(member)) if member.claims.contains(&self.me) => {
+                if member.claims.len() == 1 {
+                    Some(Change { member: MemberChange::Remove, ..unchanged_member(member, ClaimChange::Drop) })
+                } else {
+                    Some(unchanged_member(member, ClaimChange::Drop))
+                }
+            }
+            (Intent::DropMine, _) => None,
+        }
+    }
+
+    /// A source may overwrite a member's email and name if it already owns them, if their
+    /// owner no longer claims the member, or if it outranks the owner. Without this rule two
+    /// sources that disagree would flip the member back and forth on every run.
+    fn may_write_attributes(&self, member: &CurrentMember) -> bool {
+        if member.attrs_source == self.me || !member.claims.contains(&member.attrs_source) {
+            return true;
+        }
+        self.rank(self.me) < self.rank(member.attrs_source)
+    }
+
+    fn rank(&self, source: SourceKey) -> (SourceKind, SourceKey) {
+        // An unknown source ranks last; the key breaks ties so the older source wins.
+        (self.ranks.get(&source).copied().unwrap_or(SourceKind::Csv), source)
+    }
+
+    /// The planning source.
+    pub fn source(&self) -> SourceKey {
+        self.me
+    }
+}
+
+/// Sorts by oid, keeping only the last intent given for each oid.
+fn sorted_last_wins(mut intents: Vec<(Oid, Intent<'_>)>) -> Vec<(Oid, Intent<'_>)> {
+    // Stable sort keeps input order among equal oids, so the last of each run is the last given.
+    intents.sort_by_key(|(oid, _)| *oid);
+    let mut kept: Vec<(Oid, Intent<'_>)> = Vec::with_capacity(intents.len());
+    for item in intents {
+        match kept.last_mut() {
+            Some(last) if last.0 == item.0 => *last = item,
+            _ => kept.push(item),
+        }
+    }
+    kept
+}
+
+fn unchanged_member(member: &CurrentMember, claim: ClaimChange) -> Change {
+    Change {
+        oid: member.oid,
+        claim,
+        member: MemberChange::Unchanged,
+        email: member.email.clone(),
+        display_name: member.display_name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

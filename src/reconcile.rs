@@ -1,0 +1,280 @@
+//! The reconcile core, the one path by which members change: load the current state, plan,
+//! guard, then apply (or record a dry run / held plan), in one write transaction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::domain::{Oid, RunId, SourceName};
+use crate::plan::guard::{self, GuardInput};
+use crate::plan::{Counts, Delta, Desired, DesiredClaim, Plan, Planner};
+use crate::store::{NewRun, Outcome, RunInput, Scope, Store, StoreError};
+
+/// What a run is asked to do besides its input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Plan and record, change nothing.
+    pub dry_run: bool,
+    /// Bypass the removal guards.
+    pub allow_mass_removal: bool,
+}
+
+/// Who asks for a run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// `kind:id`.
+    pub source: SourceName,
+    /// What started it (`import`, `sync`, `schedule`, `manual`, `scim`).
+    pub trigger: &'static str,
+    /// Dry run, guard override.
+    pub options: RunOptions,
+    /// Source-specific facts to keep on the run.
+    pub details: Option<serde_json::Value>,
+}
+
+/// The result of a run, as every command reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: RunId,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// `kind:id`.
+    pub source: SourceName,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Member-level counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Why it was aborted or failed.
+    pub reason: Option<String>,
+    /// The plan (for printing the first rows).
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+/// What stops a run from being recorded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request cannot be carried out; the message says why.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs reconciliations against one store. Runs of one teamspace queue on an in-process lock,
+/// and across processes on the database's write lock.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    store: Store,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Reconciler {
+    /// A reconciler over `store`.
+    pub fn new(store: Store) -> Self {
+        Reconciler { store, locks: Arc::default() }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn teamspace_lock(&self, teamspace: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(teamspace.to_owned()).or_default().clone()
+    }
+
+    /// Plans `desired` for the request's source and applies it, or records it as a dry run or
+    /// a held run. Returns the run's report; a guard trip is a report with outcome `aborted`.
+    #[tracing::instrument(skip_all, fields(teamspace = %request.teamspace, source = %request.source, trigger = request.trigger))]
+    pub async fn run(&self, request: &RunRequest, desired: Desired) -> Result<RunReport, ReconcileError> {
+        self.run_with(request, desired, None).await
+    }
+
+    /// `approves`: the held run and the source claims version it was planned against.
+    async fn run_with(
+        &self,
+        request: &RunRequest,
+        desired: Desired,
+        approves: Option<(RunId, i64)>,
+    ) -> Result<RunReport, ReconcileError> {
+        let lock = self.teamspace_lock(&request.teamspace);
+        let _serialised = lock.lock().await;
+        let started_at = Millis::now();
+        let (is_snapshot, snapshot_len, oids) = match &desired {
+            Desired::Snapshot(claims) => (true, claims.len() as u64, Vec::new()),
+            Desired::Deltas(deltas) => (false, 0, deltas.iter().map(delta_oid).collect::<Vec<Oid>>()),
+        };
+        // Everything from here to the commit sees one consistent state: the session holds
+        // the database's write lock.
+        let mut session = self.store.begin_write(&request.teamspace).await?;
+        let source = session.ensure_source(&request.source, started_at).await?;
+        if let Some((held, planned_version)) = approves {
+            if source.version != planned_version {
+                return Err(stale_plan(held, &request.source, planned_version, source.version));
+            }
+        }
+        let ranks = session.source_kinds().await?;
+        let current = session.load_current(if is_snapshot { Scope::All } else { Scope::Oids(&oids) }).await?;
+        let plan = Planner::new(source.id, ranks).plan(&desired, &current);
+        let teamspace = session.teamspace().clone();
+        let trip = guard::check(
+            &plan,
+            GuardInput {
+                is_snapshot: is_snapshot && request.source.kind().is_snapshot_kind(),
+                snapshot_len,
+                source_claims: current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64,
+                current_members: current.len() as u64,
+                max_removals: teamspace.max_removals,
+                allow_mass_removal: request.options.allow_mass_removal,
+            },
+        );
+        drop(current);
+
+        let run = NewRun {
+            teamspace_id: teamspace.id,
+            source_id: source.id,
+            trigger: request.trigger,
+            input: if is_snapshot { RunInput::Snapshot } else { RunInput::Deltas },
+            started_at,
+            source_version: source.version,
+            approves: approves.map(|(held, _)| held),
+            details: request.details.clone(),
+        };
+        let (outcome, reason) = match (request.options.dry_run, trip) {
+            // A dry run says what the guard would do but never holds a plan for approval.
+            (true, trip) => (Outcome::DryRun, trip.err().map(|t| format!("a real run would be held back: {t}"))),
+            (false, Err(trip)) => (Outcome::Aborted, Some(trip.to_string())),
+            (false, Ok(())) => (Outcome::Applied, None),
+        };
+        let run_id = match outcome {
+            Outcome::Applied => session.apply(&run, &plan, Millis::now()).await?,
+            _ => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
+        };
+        let counts = plan.counts();
+        let elapsed_ms = Millis::now().since(started_at);
+        if outcome == Outcome::Aborted {
+            tracing::warn!(run_id = run_id.0, reason = reason.as_deref().unwrap_or(""), "run held back by a guard");
+        }
+        tracing::info!(
+            run_id = run_id.0,
+            outcome = outcome.as_str(),
+            added = counts.added,
+            removed = counts.removed,
+            updated = counts.updated,
+            unchanged = counts.unchanged,
+            elapsed_ms,
+            "run finished"
+        );
+        Ok(RunReport {
+            run_id,
+            teamspace: request.teamspace.clone(),
+            source: request.source.clone(),
+            outcome,
+            counts,
+            reason,
+            plan,
+        })
+    }
+
+    /// Records a run whose source could not be read completely: outcome `failed`, nothing changed.
+    pub async fn record_failure(
+        &self,
+        request: &RunRequest,
+        input: RunInput,
+        reason: &str,
+        started_at: Millis,
+    ) -> Result<RunReport, ReconcileError> {
+        let mut session = self.store.begin_write(&request.teamspace).await?;
+        let source = session.ensure_source(&request.source, started_at).await?;
+        let run = NewRun {
+            teamspace_id: session.teamspace().id,
+            source_id: source.id,
+            trigger: request.trigger,
+            input,
+            started_at,
+            source_version: source.version,
+            approves: None,
+            details: request.details.clone(),
+        };
+        let run_id = session.record_run(&run, Outcome::Failed, None, Some(reason), Millis::now()).await?;
+        tracing::warn!(run_id = run_id.0, teamspace = %request.teamspace, source = %request.source, reason, "run failed; nothing changed");
+        Ok(RunReport {
+            run_id,
+            teamspace: request.teamspace.clone(),
+            source: request.source.clone(),
+            outcome: Outcome::Failed,
+            counts: Counts::default(),
+            reason: Some(reason.to_owned()),
+            plan: Plan::default(),
+        })
+    }
+
+    /// Applies the plan of a run a guard held back, if its source's claims have not changed
+    /// since it was planned. The held claim changes are re-planned against the current state
+    /// (so a member another source claimed meanwhile is kept) and applied without the guard.
+    pub async fn approve(&self, held: RunId) -> Result<RunReport, ReconcileError> {
+        let (run, _) = self.store.run(held).await?;
+        if run.outcome != Outcome::Aborted.as_str() {
+            return Err(ReconcileError::Refused(format!(
+                "run {held} is `{}`; only runs held back by a guard (`aborted`) can be approved",
+                run.outcome
+            )));
+        }
+        if let Some(by) = run.approved_by_run_id {
+            return Err(ReconcileError::Refused(format!("run {held} was already approved by run {by}")));
+        }
+        let source: SourceName =
+            run.source.parse().map_err(|e: String| ReconcileError::Store(StoreError::corrupt("sources", e)))?;
+        let now_version = self.store.source_version(run.source_id).await?;
+        if now_version != run.source_version {
+            return Err(stale_plan(held, &source, run.source_version, now_version));
+        }
+        let deltas = self
+            .store
+            .planned_changes(held)
+            .await?
+            .into_iter()
+            .map(|change| -> Result<Delta, StoreError> {
+                if change.claim == "drop" {
+                    return Ok(Delta::Drop(change.oid));
+                }
+                Ok(Delta::Upsert(DesiredClaim {
+                    oid: change.oid,
+                    email: change.email.parse().map_err(|e| StoreError::corrupt("planned_changes.email", e))?,
+                    display_name: change.display_name.map(Into::into),
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = RunRequest {
+            teamspace: run.teamspace,
+            source,
+            trigger: "approve",
+            options: RunOptions::default(),
+            details: Some(serde_json::json!({ "approves_run_id": held })),
+        };
+        self.run_with(&request, Desired::Deltas(deltas), Some((held, run.source_version))).await
+    }
+}
+
+fn stale_plan(held: RunId, source: &SourceName, planned: i64, now: i64) -> ReconcileError {
+    ReconcileError::Refused(format!(
+        "source {source} changed since run {held} was planned (claims version {planned} → {now}); \
+         the held plan is stale. Run the source again to get a fresh plan"
+    ))
+}
+
+fn delta_oid(delta: &Delta) -> Oid {
+    match delta {
+        Delta::Upsert(claim) => claim.oid,
+        Delta::Drop(oid) => *oid,
+    }
+}

@@ -1,0 +1,54 @@
+//! The store's one error type, and the single place sqlx errors are classified.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A named row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database stayed locked by another writer past the busy timeout.
+    #[error("the database is busy (locked by another writer): {0}")]
+    Busy(sqlx::Error),
+    /// A unique constraint was violated.
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// The request is refused by a store rule; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// A stored value does not parse: the database was edited by hand or is damaged.
+    #[error("stored value in {column} is invalid: {message}")]
+    Corrupt {
+        /// Table and column.
+        column: &'static str,
+        /// Parser message.
+        message: String,
+    },
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else from the database.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(column: &'static str, message: impl ToString) -> Self {
+        StoreError::Corrupt { column, message: message.to_string() }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(db.message().to_owned()),
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))) =>
+            {
+                StoreError::Busy(error)
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Reading what happened: runs, their plans, the audit trail, per-teamspace summaries.
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::members::oid_of;
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::domain::{Oid, RunId};
+use crate::plan::Counts;
+
+/// A run as listed by `runs list` and `runs show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub run_id: RunId,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// `kind:id`.
+    pub source: String,
+    /// Source row id.
+    #[serde(skip)]
+    pub source_id: i64,
+    /// What started it.
+    pub trigger: String,
+    /// `snapshot` or `deltas`.
+    pub input: String,
+    /// `applied`, `dry_run`, `aborted`, `failed`.
+    pub outcome: String,
+    /// Start.
+    pub started_at: Millis,
+    /// End.
+    pub finished_at: Millis,
+    /// Member-level counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Why it was aborted or failed.
+    pub reason: Option<String>,
+    /// Source claims version the plan was made against.
+    pub source_version: i64,
+    /// For an approval run: the held run it applied.
+    pub approves_run_id: Option<RunId>,
+    /// For a held run: the run that approved it.
+    pub approved_by_run_id: Option<RunId>,
+    /// Source-specific details.
+    pub details: Option<serde_json::Value>,
+}
+
+/// One row of a stored plan, or of an applied run's audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedChange {
+    /// Member.
+    pub oid: Oid,
+    /// `gain`, `keep`, `drop` (the source's claim).
+    pub claim: String,
+    /// `add`, `remove`, `update`, `unchanged` (the member).
+    pub member: String,
+    /// Email after the change.
+    pub email: String,
+    /// Name after the change.
+    pub display_name: Option<String>,
+    /// Email before an update.
+    pub previous_email: Option<String>,
+    /// Name before an update.
+    pub previous_display_name: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Event id (also the outbox event id).
+    pub id: i64,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// The run that made the change.
+    pub run_id: RunId,
+    /// `kind:id` of the source.
+    pub source: String,
+    /// `added`, `removed`, `updated`.
+    pub action: String,
+    /// Member.
+    pub oid: Oid,
+    /// Email after the change.
+    pub email: String,
+    /// Name after the change.
+    pub display_name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// Email before an update.
+    pub previous_email: Option<String>,
+    /// Name before an update.
+    pub previous_display_name: Option<String>,
+    /// When.
+    pub occurred_at: Millis,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this teamspace (row id).
+    pub teamspace_id: Option<i64>,
+    /// Only this member.
+    pub oid: Option<Oid>,
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
+    /// At most this many, newest last.
+    pub limit: i64,
+}
+
+/// A teamspace with its member count and the last run of each source.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamspaceSummary {
+    /// Slug.
+    pub name: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Members now.
+    pub members: u64,
+    /// Last run per source.
+    pub sources: Vec<SourceSummary>,
+}
+
+/// The last run of a source.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    /// `kind:id`.
+    pub source: String,
+    /// Claims it holds.
+    pub claims: u64,
+    /// Its last run.
+    pub last_run_id: Option<RunId>,
+    /// That run's outcome.
+    pub last_outcome: Option<String>,
+    /// When that run finished.
+    pub last_run_at: Option<Millis>,
+}
+
+const SOURCE_LABEL: &str = "(s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END)";
+
+const AUDIT_COLUMNS: &str = "SELECT a.id, t.name, a.run_id, \
+     (s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END), a.action, a.oid, a.email, a.display_name, a.role, \
+     a.previous_email, a.previous_display_name, a.occurred_at \
+     FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id";
+
+fn audit_of(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: row.try_get(0)?,
+        teamspace: row.try_get(1)?,
+        run_id: RunId(row.try_get(2)?),
+        source: row.try_get(3)?,
+        action: row.try_get(4)?,
+        oid: oid_of(row, 5)?,
+        email: row.try_get(6)?,
+        display_name: row.try_get(7)?,
+        role: row.try_get(8)?,
+        previous_email: row.try_get(9)?,
+        previous_display_name: row.try_get(10)?,
+        occurred_at: Millis(row.try_get(11)?),
+    })
+}
+
+fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    let count = |i: usize| row.try_get::<i64, _>(i).map(i64::unsigned_abs);
+    let details: Option<String> = row.try_get(18)?;
+    Ok(RunRecord {
+        run_id: RunId(row.try_get(0)?),
+        teamspace: row.try_get(1)?,
+        source: row.try_get(2)?,
+        source_id: row.try_get(3)?,
+        trigger: row.try_get(4)?,
+        input: row.try_get(5)?,
+        outcome: row.try_get(6)?,
+        started_at: Millis(row.try_get(7)?),
+        finished_at: Millis(row.try_get(8)?),
+        counts: Counts { added: count(9)?, removed: count(10)?, updated: count(11)?, unchanged: count(12)? },
+        reason: row.try_get(13)?,
+        source_version: row.try_get(14)?,
+        approves_run_id: row.try_get::<Option<i64>, _>(15)?.map(RunId),
+        approved_by_run_id: row.try_get::<Option<i64>, _>(16)?.map(RunId),
+        details: details.and_then(|d| serde_json::from_str(&d).ok()),
+    })
+}
+
+fn run_query(filter: &str) -> String {
+    format!(
+        "SELECT r.id, t.name, {SOURCE_LABEL}, r.source_id, r.trigger, r.input, r.outcome, r.started_at, r.finished_at, \
+         r.added, r.removed, r.updated, r.unchanged, r.reason, r.source_version, r.approves_run_id, \
+         r.approved_by_run_id, r.teamspace_id, r.details \
+         FROM runs r JOIN teamspaces t ON t.id = r.teamspace_id JOIN sources s ON s.id = r.source_id {filter}"
+    )
+}
+
+impl Store {
+    /// Runs, newest first.
+    pub async fn list_runs(&self, teamspace_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = run_query("WHERE ($1 IS NULL OR r.teamspace_id = $1) ORDER BY r.id DESC LIMIT $2");
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(run_of).collect()
+    }
+
+    /// One run, with the teamspace row id it belongs to.
+    pub async fn run(&self, run_id: RunId) -> Result<(RunRecord, i64), StoreError> {
+        let sql = run_query("WHERE r.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(run_id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
+        Ok((run_of(&row)?, row.try_get(17)?))
+    }
+
+    /// The stored plan of a dry run or held run.
+    pub async fn planned_changes(&self, run_id: RunId) -> Result<Vec<PlannedChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT oid, claim, member, email, display_name, previous_email, previous_display_name \
+             FROM planned_changes WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PlannedChange {
+                    oid: oid_of(row, 0)?,
+                    claim: row.try_get(1)?,
+                    member: row.try_get(2)?,
+                    email: row.try_get(3)?,
+                    display_name: row.try_get(4)?,
+                    previous_email: row.try_get(5)?,
+                    previous_display_name: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The current claims version of a source.
+    pub async fn source_version(&self, source_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT version FROM sources WHERE id = $1")
+            .bind(source_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Audit events matching the filter, oldest first (the last `limit` of them).
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM ({AUDIT_COLUMNS} \
+             WHERE ($1 IS NULL OR a.teamspace_id = $1) AND ($2 IS NULL OR a.oid = $2) AND ($3 IS NULL OR a.occurred_at >= $3) \
+             ORDER BY a.id DESC LIMIT $4) ORDER BY id"
+        );
+        let oid = filter.oid.map(|o| o.to_bytes().to_vec());
+        let rows = sqlx::query(&sql)
+            .bind(filter.teamspace_id)
+            .bind(oid)
+            .bind(filter.since.map(|s| s.0))
+            .bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    /// The audit events one run wrote, in order.
+    pub async fn audit_of_run(&self, run_id: RunId) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!("{AUDIT_COLUMNS} WHERE a.run_id = $1 ORDER BY a.id");
+        let rows = sqlx::query(&sql).bind(run_id.0).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    /// Every teamspace with member counts and each source's last run.
+    pub async fn teamspace_summaries(&self) -> Result<Vec<TeamspaceSummary>, StoreError> {
+        let teamspaces = sqlx::query(
+            "SELECT t.id, t.name, t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) FROM teamspaces t ORDER BY t.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut summaries = Vec::with_capacity(teamspaces.len());
+        for row in &teamspaces {
+            let id: i64 = row.try_get(0)?;
+            let sources = sqlx::query(&format!(
+                "SELECT {SOURCE_LABEL}, (SELECT count(*) FROM claims c WHERE c.teamspace_id = s.teamspace_id AND c.source_id = s.id), \
+                 r.id, r.outcome, r.finished_at FROM sources s \
+                 LEFT JOIN runs r ON r.id = (SELECT max(id) FROM runs WHERE source_id = s.id) \
+                 WHERE s.teamspace_id = $1 ORDER BY 1"
+            ))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            summaries.push(TeamspaceSummary {
+                name: row.try_get(1)?,
+                tenant_id: row.try_get(2)?,
+                members: row.try_get::<i64, _>(3)?.unsigned_abs(),
+                sources: sources
+                    .iter()
+                    .map(|s| {
+                        Ok(SourceSummary {
+                            source: s.try_get(0)?,
+                            claims: s.try_get::<i64, _>(1)?.unsigned_abs(),
+                            last_run_id: s.try_get::<Option<i64>, _>(2)?.map(RunId),
+                            last_outcome: s.try_get(3)?,
+                            last_run_at: s.try_get::<Option<i64>, _>(4)?.map(Millis),
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+            });
+        }
+        Ok(summaries)
+    }
+}

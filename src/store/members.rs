@@ -1,0 +1,134 @@
+//! Reading members: the planner's view (members with their claims) and the listing view.
+
+use serde::Serialize;
+use smallvec::SmallVec;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::domain::{Email, Oid, SourceName};
+use crate::plan::CurrentMember;
+
+/// Which members the planner needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The whole teamspace (snapshot runs).
+    All,
+    /// Only these oids (delta runs).
+    Oids(&'a [Oid]),
+}
+
+/// A member for listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberRecord {
+    /// Tenant id of the teamspace.
+    pub tenant_id: String,
+    /// Entra object id.
+    pub oid: Oid,
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// Every source claiming the member, as `kind:id`.
+    pub sources: Vec<String>,
+    /// When first provisioned.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+pub(super) const CURRENT_COLUMNS: &str = "SELECT m.oid, m.email, m.display_name, m.attrs_source_id, c.source_id \
+     FROM members m JOIN claims c ON c.teamspace_id = m.teamspace_id AND c.oid = m.oid \
+     WHERE m.teamspace_id = $1";
+
+pub(super) fn oid_of(row: &SqliteRow, index: usize) -> Result<Oid, StoreError> {
+    let bytes: &[u8] = row.try_get(index)?;
+    Oid::from_bytes(bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
+}
+
+fn email_of(row: &SqliteRow, index: usize) -> Result<Email, StoreError> {
+    let text: &str = row.try_get(index)?;
+    text.parse().map_err(|e| StoreError::corrupt("members.email", e))
+}
+
+/// Folds join rows (one per claim, ordered by oid) into members with their claim lists.
+pub(super) fn push_claim_row(members: &mut Vec<CurrentMember>, row: &SqliteRow) -> Result<(), StoreError> {
+    let oid = oid_of(row, 0)?;
+    let source: i64 = row.try_get(4)?;
+    if let Some(last) = members.last_mut().filter(|m| m.oid == oid) {
+        last.claims.push(source);
+        return Ok(());
+    }
+    let name: Option<&str> = row.try_get(2)?;
+    members.push(CurrentMember {
+        oid,
+        email: email_of(row, 1)?,
+        display_name: name.map(Into::into),
+        attrs_source: row.try_get(3)?,
+        claims: SmallVec::from_slice(&[source]),
+    });
+    Ok(())
+}
+
+impl Store {
+    /// Number of members in the teamspace.
+    pub async fn count_members(&self, teamspace_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE teamspace_id = $1")
+            .bind(teamspace_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unsigned_abs())
+    }
+
+    /// Number of claims the source holds.
+    pub async fn count_claims(&self, teamspace_id: i64, source_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM claims WHERE teamspace_id = $1 AND source_id = $2")
+            .bind(teamspace_id)
+            .bind(source_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unsigned_abs())
+    }
+
+    /// Members for listing, ordered by email, with the sources claiming each; `only` narrows
+    /// the list to one member (the lookup behind `members remove` and the API).
+    pub async fn list_members(&self, teamspace_id: i64, only: Option<Oid>) -> Result<Vec<MemberRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.tenant_id, m.oid, m.email, m.display_name, m.role, m.created_at, m.updated_at, \
+             (SELECT group_concat(s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END, ' ') \
+                FROM claims c JOIN sources s ON s.id = c.source_id \
+               WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) \
+             FROM members m JOIN teamspaces t ON t.id = m.teamspace_id \
+             WHERE m.teamspace_id = $1 AND ($2 IS NULL OR m.oid = $2) ORDER BY lower(m.email), m.oid",
+        )
+        .bind(teamspace_id)
+        .bind(only.map(|o| o.to_bytes().to_vec()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let sources: Option<String> = row.try_get(7)?;
+                let mut sources: Vec<String> = sources
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| s.parse::<SourceName>().ok().map(|n| n.to_string()))
+                    .collect();
+                sources.sort();
+                Ok(MemberRecord {
+                    tenant_id: row.try_get(0)?,
+                    oid: oid_of(row, 1)?,
+                    email: row.try_get(2)?,
+                    display_name: row.try_get(3)?,
+                    role: row.try_get(4)?,
+                    created_at: Millis(row.try_get(5)?),
+                    updated_at: Millis(row.try_get(6)?),
+                    sources,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,198 @@
+//! The state store: the only module that speaks SQL. Exposes domain verbs (load the current
+//! members, apply a plan in one transaction, list runs) over SQLite through sqlx.
+
+mod apply;
+mod error;
+mod history;
+mod members;
+mod session;
+mod values;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+pub use apply::{NewRun, Outcome, RunInput};
+pub use error::StoreError;
+pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, TeamspaceSummary};
+pub use members::{MemberRecord, Scope};
+pub use session::WriteSession;
+
+use crate::clock::Millis;
+use crate::domain::{MaxRemovals, SourceName, TeamspaceName, TenantId};
+use crate::plan::SourceKey;
+
+/// How to open the store. Built by the caller from config and flags; the store reads no env.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// sqlx URL, e.g. `sqlite://c7sync.db` or `sqlite::memory:`.
+    pub url: String,
+    /// How long a writer waits for the lock before giving up with "database is busy".
+    pub busy_timeout: Duration,
+    /// Connections in the pool (readers run in parallel under WAL; writes serialise).
+    pub max_connections: u32,
+}
+
+impl StoreSettings {
+    /// Defaults suited to the CLI and the daemon.
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreSettings { url: url.into(), busy_timeout: Duration::from_secs(30), max_connections: 4 }
+    }
+}
+
+/// The state store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A teamspace as stored.
+#[derive(Debug, Clone)]
+pub struct TeamspaceRecord {
+    /// Row id.
+    pub id: i64,
+    /// Slug.
+    pub name: TeamspaceName,
+    /// Tenant id.
+    pub tenant_id: TenantId,
+    /// Removal guard.
+    pub max_removals: MaxRemovals,
+    /// Change counter: bumped by every applied run.
+    pub version: i64,
+}
+
+/// What the config says about a teamspace; the store mirrors it.
+#[derive(Debug, Clone)]
+pub struct TeamspaceSpec {
+    /// Slug.
+    pub name: TeamspaceName,
+    /// Tenant id.
+    pub tenant_id: TenantId,
+    /// MCP API app id.
+    pub audience: String,
+    /// Required scope.
+    pub required_scope: String,
+    /// Removal guard.
+    pub max_removals: MaxRemovals,
+}
+
+/// A source as stored.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    /// Row id, the planner's [`SourceKey`].
+    pub id: SourceKey,
+    /// `kind:id`.
+    pub name: SourceName,
+    /// Claims version.
+    pub version: i64,
+}
+
+const TEAMSPACE_BY_NAME: &str = "SELECT id, name, tenant_id, max_removals, version FROM teamspaces WHERE name = $1";
+
+fn teamspace_of(row: Option<sqlx::sqlite::SqliteRow>, name: &str) -> Result<TeamspaceRecord, StoreError> {
+    let row = row.ok_or_else(|| StoreError::NotFound(format!("teamspace `{name}`")))?;
+    let text = |i: usize| row.try_get::<String, _>(i);
+    Ok(TeamspaceRecord {
+        id: row.try_get(0)?,
+        name: text(1)?.parse().map_err(|e| StoreError::corrupt("teamspaces.name", e))?,
+        tenant_id: text(2)?.parse().map_err(|e| StoreError::corrupt("teamspaces.tenant_id", e))?,
+        max_removals: text(3)?.parse().map_err(|e| StoreError::corrupt("teamspaces.max_removals", e))?,
+        version: row.try_get(4)?,
+    })
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database.
+    pub async fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str(&settings.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL under WAL never corrupts; a power cut may lose the last commits, which the
+            // next run of the source re-applies.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(settings.busy_timeout)
+            // Bulk runs touch millions of B-tree pages; 64 MiB of cache keeps them hot.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new().max_connections(settings.max_connections).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Mirrors the configured teamspaces into the database. Refuses to change the tenant of a
+    /// teamspace that has members: their oids belong to the old tenant.
+    pub async fn sync_teamspaces(&self, specs: &[TeamspaceSpec], now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for spec in specs {
+            let existing = sqlx::query(
+                "SELECT t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) \
+                 FROM teamspaces t WHERE t.name = $1",
+            )
+            .bind(spec.name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let tenant: String = row.try_get(0)?;
+                let members: i64 = row.try_get(1)?;
+                if tenant != spec.tenant_id.to_string() && members > 0 {
+                    return Err(StoreError::Refused(format!(
+                        "teamspace `{}` has {members} member(s) of tenant {tenant}; changing its tenant_id to {} would \
+                         orphan them. Remove them first or use a new teamspace",
+                        spec.name, spec.tenant_id
+                    )));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO teamspaces (name, tenant_id, audience, required_scope, max_removals, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, audience = excluded.audience, \
+                 required_scope = excluded.required_scope, max_removals = excluded.max_removals, updated_at = excluded.updated_at \
+                 WHERE teamspaces.tenant_id <> excluded.tenant_id OR teamspaces.audience <> excluded.audience \
+                 OR teamspaces.required_scope <> excluded.required_scope OR teamspaces.max_removals <> excluded.max_removals",
+            )
+            .bind(spec.name.as_str())
+            .bind(spec.tenant_id.to_string())
+            .bind(&spec.audience)
+            .bind(&spec.required_scope)
+            .bind(spec.max_removals.to_string())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The teamspace called `name`.
+    pub async fn teamspace(&self, name: &str) -> Result<TeamspaceRecord, StoreError> {
+        let row = sqlx::query(TEAMSPACE_BY_NAME).bind(name).fetch_optional(&self.pool).await?;
+        teamspace_of(row, name)
+    }
+
+    /// Starts the one kind of transaction that changes members: it takes SQLite's write lock
+    /// first (`BEGIN IMMEDIATE`, waiting up to the busy timeout), so the state it then reads
+    /// cannot change before it commits. Writers across processes queue instead of racing.
+    pub async fn begin_write(&self, teamspace: &str) -> Result<WriteSession, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(TEAMSPACE_BY_NAME).bind(teamspace).fetch_optional(&mut *tx).await?;
+        let teamspace = teamspace_of(row, teamspace)?;
+        Ok(WriteSession { tx, teamspace })
+    }
+
+    /// The pool, for tests that inspect tables directly.
+    #[doc(hidden)]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}

@@ -1,0 +1,72 @@
+//! Bad configuration through the real binary: exit 2, a message naming the file and the key.
+
+use crate::support::*;
+
+fn config_error(config: &str) -> String {
+    let project = Project::new(config);
+    let run = project.run(&["teamspace", "list"]);
+    run.expect(2);
+    assert!(run.stderr.contains("c7sync.toml"), "message names the file: {}", run.stderr);
+    run.stderr
+}
+
+#[test]
+fn malformed_toml_is_reported_with_its_location() {
+    let stderr = config_error("[[teamspaces]\nname = \"acme\"\n");
+    assert!(stderr.contains("line 1"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_guid_names_the_key() {
+    let stderr = config_error(&standard_config("20%").replacen(TENANT, "not-a-guid", 1));
+    assert!(stderr.contains("teamspaces[0].tenant_id") && stderr.contains("not-a-guid"), "{stderr}");
+}
+
+#[test]
+fn duplicate_teamspaces_and_sources_are_refused() {
+    let twice = standard_config("20%").replace("name = \"globex\"", "name = \"acme\"");
+    assert!(config_error(&twice).contains("teamspace `acme` is defined twice"));
+    let source_twice = standard_config("20%").replace(
+        "mode = \"replace\"\n",
+        "mode = \"replace\"\n\n  [[teamspaces.sources]]\n  kind = \"csv\"\n  id = \"hr\"\n  path = \"other.csv\"\n",
+    );
+    assert!(config_error(&source_twice).contains("source `csv:hr` is defined twice"));
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_named() {
+    let unknown = standard_config("20%").replace("mode = \"replace\"", "mode = \"replace\"\n  colour = \"blue\"");
+    assert!(config_error(&unknown).contains("colour"));
+    let removals = standard_config("lots");
+    assert!(config_error(&removals).contains("max_removals"));
+    let cron = standard_config("20%").replace("mode = \"replace\"", "mode = \"replace\"\n  schedule = \"61 * * * *\"");
+    assert!(config_error(&cron).contains("schedule"));
+}
+
+#[test]
+fn a_missing_config_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_binary(dir.path(), &["members", "list", "--teamspace", "acme"], None);
+    run.expect(2);
+    assert!(run.stderr.contains("c7sync init"), "{}", run.stderr);
+}
+
+#[test]
+fn init_writes_a_valid_config_and_the_database_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    run_binary(dir.path(), &["init"], None).expect(0);
+    assert!(dir.path().join("c7sync.toml").exists());
+    assert!(dir.path().join("c7sync.db").exists());
+    run_binary(dir.path(), &["teamspace", "list"], None).expect(0);
+    let again = run_binary(dir.path(), &["init"], None);
+    again.expect(2);
+    assert!(again.stderr.contains("--force"));
+}
+
+#[test]
+fn the_database_flag_beats_the_environment_and_the_file() {
+    let project = Project::standard();
+    project.run(&["--database", "sqlite://other.db", "teamspace", "list"]).expect(0);
+    assert!(project.path("other.db").exists());
+    assert!(!project.path("c7sync.db").exists());
+}

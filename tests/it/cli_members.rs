@@ -1,0 +1,93 @@
+//! The manual source and the history commands through the real binary.
+
+use crate::support::*;
+
+const ADA: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
+#[test]
+fn add_list_update_remove_through_the_cli() {
+    let project = Project::standard();
+    project
+        .run(&[
+            "members",
+            "add",
+            "--teamspace",
+            "acme",
+            "--oid",
+            &ADA.to_uppercase(),
+            "--email",
+            "ada@contoso.com",
+            "--name",
+            "Ada",
+        ])
+        .expect(0);
+
+    let list = project.run(&["members", "list", "--teamspace", "acme", "--format", "json"]);
+    let members = list.expect(0).json();
+    assert_eq!(members.as_array().unwrap().len(), 1);
+    let ada = &members[0];
+    assert_eq!(ada["oid"], ADA, "oids are stored lower-case canonical");
+    assert_eq!(ada["tenant_id"], TENANT);
+    assert_eq!(ada["email"], "ada@contoso.com");
+    assert_eq!(ada["display_name"], "Ada");
+    assert_eq!(ada["role"], "developer");
+    assert_eq!(ada["sources"], serde_json::json!(["manual"]));
+
+    let update =
+        project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "ada.lovelace@contoso.com"]);
+    assert!(update.expect(0).stdout.contains("updated"), "{}", update.stdout);
+    let csv = project.run(&["members", "list", "--teamspace", "acme", "--format", "csv"]);
+    assert_eq!(csv.expect(0).stdout.lines().next(), Some("tenant_id,oid,email,display_name,role,sources"));
+    assert!(csv.stdout.contains("ada.lovelace@contoso.com,Ada,developer,manual"), "{}", csv.stdout);
+    assert!(project
+        .run(&["members", "list", "--teamspace", "acme"])
+        .expect(0)
+        .stdout
+        .contains("ada.lovelace@contoso.com"));
+
+    project.run(&["members", "remove", "--teamspace", "acme", "--oid", ADA]).expect(0);
+    assert_eq!(
+        project.run(&["members", "list", "--teamspace", "acme", "--format", "json"]).json(),
+        serde_json::json!([])
+    );
+
+    let audit = project.run(&["audit", "--teamspace", "acme", "--oid", ADA, "--format", "json"]).expect(0).json();
+    let actions: Vec<_> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["added", "updated", "removed"]);
+    assert_eq!(audit[1]["previous_email"], "ada@contoso.com");
+
+    let runs = project.run(&["runs", "list", "--format", "json"]).expect(0).json();
+    assert_eq!(runs.as_array().unwrap().len(), 3);
+    assert_eq!(runs[0]["outcome"], "applied");
+    assert_eq!(runs[0]["removed"], 1);
+    let shown = project.run(&["runs", "show", &runs[2]["run_id"].to_string(), "--format", "json"]).expect(0).json();
+    assert_eq!(shown["changes"][0]["member"], "add");
+}
+
+#[test]
+fn bad_member_input_is_a_usage_error_and_stores_nothing() {
+    let project = Project::standard();
+    let bad_oid = project.run(&["members", "add", "--teamspace", "acme", "--oid", "12345", "--email", "a@b.co"]);
+    assert!(bad_oid.expect(2).stderr.contains("--oid"), "{}", bad_oid.stderr);
+    let bad_email = project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "not-an-email"]);
+    assert!(bad_email.expect(2).stderr.contains("--email"));
+    let no_teamspace = project.run(&["members", "add", "--teamspace", "nope", "--oid", ADA, "--email", "a@b.co"]);
+    assert!(no_teamspace.expect(2).stderr.contains("no teamspace `nope`"));
+    let missing = project.run(&["members", "remove", "--teamspace", "acme", "--oid", ADA]);
+    assert!(missing.expect(2).stderr.contains("not a member"));
+    assert_eq!(project.run(&["runs", "list", "--format", "json"]).json(), serde_json::json!([]));
+    project.run(&["runs", "show", "42"]).expect(2);
+}
+
+#[test]
+fn teamspace_list_shows_counts_and_last_runs() {
+    let project = Project::standard();
+    project.run(&["members", "add", "--teamspace", "globex", "--oid", ADA, "--email", "ada@contoso.com"]).expect(0);
+    let list = project.run(&["teamspace", "list", "--format", "json"]).expect(0).json();
+    let globex = list.as_array().unwrap().iter().find(|t| t["name"] == "globex").unwrap();
+    assert_eq!(globex["members"], 1);
+    assert_eq!(globex["sources"][0]["source"], "manual");
+    assert_eq!(globex["sources"][0]["last_outcome"], "applied");
+    let table = project.run(&["teamspace", "list"]).expect(0).stdout.clone();
+    assert!(table.starts_with("TEAMSPACE"), "{table}");
+}

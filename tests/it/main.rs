@@ -1,0 +1,9 @@
+//! Integration tests: the real store on a real SQLite file, and the real `c7sync` binary.
+
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli_config;
+mod cli_members;
+mod reconcile_core;
+mod support;

@@ -1,0 +1,233 @@
+//! DESIGN §2 invariants through the reconcile core on a real SQLite file.
+
+use c7sync::domain::{MaxRemovals, RunId};
+use c7sync::plan::{Delta, Desired};
+use c7sync::reconcile::ReconcileError;
+use c7sync::store::Outcome;
+
+use crate::support::*;
+
+fn snapshot(range: std::ops::Range<u128>) -> Desired {
+    Desired::Snapshot(claims(range))
+}
+
+#[tokio::test]
+async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
+    let db = temp_db().await;
+    let report = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Applied);
+    assert_eq!((report.counts.added, report.counts.removed), (10, 0));
+
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    let members = db.store().list_members(teamspace.id, None).await.unwrap();
+    assert_eq!(members.len(), 10);
+    assert!(members.iter().all(|m| m.sources == ["csv:hr"] && m.tenant_id == TENANT));
+    assert_eq!(count(db.store(), "claims").await, 10);
+    assert_eq!(count(db.store(), "audit_events").await, 10);
+    assert_eq!(count(db.store(), "outbox").await, 10);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox o JOIN audit_events a ON a.id = o.event_id WHERE o.status = 'pending' AND a.run_id = $1")
+        .bind(report.run_id.0)
+        .fetch_one(db.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(pending, 10, "every audit row of the run has its pending outbox event");
+}
+
+#[tokio::test]
+async fn the_same_input_twice_changes_nothing_the_second_time() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..50)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+    let again = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..50)).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Applied);
+    assert_eq!((again.counts.added, again.counts.removed, again.counts.updated, again.counts.unchanged), (0, 0, 0, 50));
+    let after = fingerprint(db.store()).await;
+    let changed: Vec<_> = after.iter().filter(|row| !before.contains(row)).collect();
+    // Only the new run row and the teamspace version move; no member, claim, audit or outbox row.
+    assert!(
+        changed.iter().all(|row| row.starts_with(&again.run_id.to_string()) || row.starts_with("acme v")),
+        "{changed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_source_never_removes_members_another_source_claims() {
+    let db = temp_db_with(MaxRemovals::Count(100)).await;
+    db.reconciler.run(&request("acme", "graph:dev"), snapshot(0..10)).await.unwrap();
+    // Manual also claims 0..3 and adds 100.
+    let manual: Vec<Delta> = [0, 1, 2, 100].into_iter().map(|n| Delta::Upsert(claim(n))).collect();
+    db.reconciler.run(&request("acme", "manual"), Desired::Deltas(manual)).await.unwrap();
+
+    // The group is emptied except for 5..10: graph drops its claims on 0..5.
+    let report = db.reconciler.run(&request("acme", "graph:dev"), snapshot(5..10)).await.unwrap();
+    assert_eq!(report.counts.removed, 2, "only 3 and 4 had no other claim");
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    let members = db.store().list_members(teamspace.id, None).await.unwrap();
+    let mut oids: Vec<_> = members.iter().map(|m| m.oid).collect();
+    oids.sort();
+    let expected: Vec<_> = [0, 1, 2, 5, 6, 7, 8, 9, 100].into_iter().map(oid).collect();
+    assert_eq!(oids, expected);
+    assert!(members.iter().all(|m| !m.sources.is_empty()), "every member keeps a claim");
+}
+
+#[tokio::test]
+async fn a_failure_mid_apply_leaves_the_database_unchanged() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..5)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+    // The outbox insert is the last write of a transaction that has already added members,
+    // claims, a run and audit rows; make it fail.
+    sqlx::query(
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(db.store().pool())
+    .await
+    .unwrap();
+    let error = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..2000)).await.unwrap_err();
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    assert_eq!(fingerprint(db.store()).await, before);
+}
+
+#[tokio::test]
+async fn the_mass_removal_guard_holds_the_plan_and_approve_applies_it() {
+    let db = temp_db().await; // 20%
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..100)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+
+    let held = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..70)).await.unwrap();
+    assert_eq!(held.outcome, Outcome::Aborted);
+    assert!(held.reason.as_deref().unwrap().contains("would remove 30 of 100"), "{:?}", held.reason);
+    let planned = db.store().planned_changes(held.run_id).await.unwrap();
+    assert_eq!(planned.iter().filter(|c| c.member == "remove").count(), 30);
+    let after_hold = fingerprint(db.store()).await;
+    assert_eq!(
+        after_hold.iter().filter(|r| !before.contains(r)).count(),
+        2,
+        "only the run row and its plan count are new"
+    );
+
+    let approved = db.reconciler.approve(held.run_id).await.unwrap();
+    assert_eq!(approved.outcome, Outcome::Applied);
+    assert_eq!(approved.counts.removed, 30);
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    assert_eq!(db.store().count_members(teamspace.id).await.unwrap(), 70);
+    let (run, _) = db.store().run(held.run_id).await.unwrap();
+    assert_eq!(run.approved_by_run_id, Some(approved.run_id));
+
+    let twice = db.reconciler.approve(held.run_id).await.unwrap_err();
+    assert!(twice.to_string().contains("already approved"), "{twice}");
+}
+
+#[tokio::test]
+async fn the_override_flag_lets_a_mass_removal_through() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
+    let mut forced = request("acme", "csv:hr");
+    forced.options.allow_mass_removal = true;
+    let report = db.reconciler.run(&forced, snapshot(0..2)).await.unwrap();
+    assert_eq!((report.outcome, report.counts.removed), (Outcome::Applied, 8));
+}
+
+#[tokio::test]
+async fn approving_a_stale_plan_is_refused() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
+    let held = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..1)).await.unwrap();
+    assert_eq!(held.outcome, Outcome::Aborted);
+    // The source changes its claims after the plan was held.
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..11)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+    let error = db.reconciler.approve(held.run_id).await.unwrap_err();
+    assert!(matches!(error, ReconcileError::Refused(_)));
+    assert!(error.to_string().contains("changed since run"), "{error}");
+    assert_eq!(fingerprint(db.store()).await, before);
+
+    let applied = db.reconciler.approve(RunId(1)).await.unwrap_err();
+    assert!(applied.to_string().contains("only runs held back"), "{applied}");
+}
+
+#[tokio::test]
+async fn an_empty_snapshot_is_held_while_the_source_has_claims() {
+    let db = temp_db_with(MaxRemovals::Count(1000)).await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..3)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+    let report = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..0)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Aborted);
+    assert!(report.reason.as_deref().unwrap().starts_with("empty-snapshot guard"), "{:?}", report.reason);
+    let members_before: Vec<_> = before.iter().filter(|r| r.contains("@")).collect();
+    let after = fingerprint(db.store()).await;
+    assert_eq!(members_before, after.iter().filter(|r| r.contains("@")).collect::<Vec<_>>());
+    // An empty first listing of a source with no claims is fine.
+    let fresh = db.reconciler.run(&request("globex", "csv:hr"), snapshot(0..0)).await.unwrap();
+    assert_eq!(fresh.outcome, Outcome::Applied);
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_only_the_run_record_and_its_plan() {
+    let db = temp_db_with(MaxRemovals::Count(100)).await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
+    let before = fingerprint(db.store()).await;
+    let mut dry = request("acme", "csv:hr");
+    dry.options.dry_run = true;
+    let report = db.reconciler.run(&dry, snapshot(5..20)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DryRun);
+    assert_eq!((report.counts.added, report.counts.removed), (10, 5));
+    let after = fingerprint(db.store()).await;
+    let new_rows: Vec<_> = after.iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(new_rows, vec![&format!("{} dry_run", report.run_id), &"planned 15".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_a_guard_trip_without_holding_a_plan() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
+    let mut dry = request("acme", "csv:hr");
+    dry.options.dry_run = true;
+    let report = db.reconciler.run(&dry, snapshot(0..2)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DryRun);
+    assert!(
+        report.reason.as_deref().unwrap().contains("would be held back: mass-removal guard"),
+        "{:?}",
+        report.reason
+    );
+    let refused = db.reconciler.approve(report.run_id).await.unwrap_err();
+    assert!(refused.to_string().contains("only runs held back"), "{refused}");
+}
+
+#[tokio::test]
+async fn nothing_reaches_across_teamspaces() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..5)).await.unwrap();
+    db.reconciler.run(&request("globex", "csv:hr"), snapshot(0..5)).await.unwrap();
+    let mut forced = request("globex", "csv:hr");
+    forced.options.allow_mass_removal = true;
+    db.reconciler.run(&forced, snapshot(0..0)).await.unwrap();
+    let acme = db.store().teamspace("acme").await.unwrap();
+    let globex = db.store().teamspace("globex").await.unwrap();
+    assert_eq!(db.store().count_members(acme.id).await.unwrap(), 5);
+    assert_eq!(db.store().count_members(globex.id).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_one_file_lose_no_update() {
+    let db = temp_db().await;
+    let other = db.second_reconciler().await;
+    let mut tasks = Vec::new();
+    for writer in 0..4u128 {
+        let reconciler = if writer % 2 == 0 { db.reconciler.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15u128 {
+                let n = writer * 1000 + i;
+                let delta = Desired::Deltas(vec![Delta::Upsert(claim(n))]);
+                let report = reconciler.run(&request("acme", "manual"), delta).await.unwrap();
+                assert_eq!(report.outcome, Outcome::Applied);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acme = db.store().teamspace("acme").await.unwrap();
+    assert_eq!(db.store().count_members(acme.id).await.unwrap(), 60);
+    assert_eq!(count(db.store(), "audit_events").await, 60);
+}

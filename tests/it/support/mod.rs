@@ -1,0 +1,213 @@
+//! Shared helpers: a migrated SQLite file in a temp dir, a config writer, a binary runner.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use c7sync::clock::Millis;
+use c7sync::domain::{MaxRemovals, Oid, SourceName, TeamspaceName};
+use c7sync::plan::DesiredClaim;
+use c7sync::reconcile::{Reconciler, RunOptions, RunRequest};
+use c7sync::store::{Store, StoreSettings, TeamspaceSpec};
+use tempfile::TempDir;
+
+pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+pub const AUDIENCE: &str = "00000000-0000-0000-0000-0000000000bb";
+
+/// A store on a fresh SQLite file with teamspaces `acme` and `globex` configured.
+pub struct TestDb {
+    pub dir: TempDir,
+    pub url: String,
+    pub reconciler: Reconciler,
+}
+
+impl TestDb {
+    pub fn store(&self) -> &Store {
+        self.reconciler.store()
+    }
+
+    /// A second, independent connection pool on the same file (another process, in effect).
+    pub async fn second_reconciler(&self) -> Reconciler {
+        Reconciler::new(Store::open(&StoreSettings::new(&self.url)).await.unwrap())
+    }
+}
+
+pub async fn temp_db() -> TestDb {
+    temp_db_with(MaxRemovals::Percent(20.0)).await
+}
+
+pub async fn temp_db_with(max_removals: MaxRemovals) -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c7sync.db").display());
+    let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
+    let specs: Vec<_> = ["acme", "globex"]
+        .iter()
+        .map(|name| TeamspaceSpec {
+            name: name.parse::<TeamspaceName>().unwrap(),
+            tenant_id: TENANT.parse().unwrap(),
+            audience: AUDIENCE.into(),
+            required_scope: "mcp.access".into(),
+            max_removals,
+        })
+        .collect();
+    store.sync_teamspaces(&specs, Millis::now()).await.unwrap();
+    TestDb { dir, url, reconciler: Reconciler::new(store) }
+}
+
+pub fn oid(n: u128) -> Oid {
+    Oid::from_u128(0x3f25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n)
+}
+
+pub fn claim(n: u128) -> DesiredClaim {
+    DesiredClaim {
+        oid: oid(n),
+        email: format!("dev{n}@contoso.com").parse().unwrap(),
+        display_name: Some(format!("Developer {n}").into()),
+    }
+}
+
+pub fn claims(range: std::ops::Range<u128>) -> Vec<DesiredClaim> {
+    range.map(claim).collect()
+}
+
+pub fn request(teamspace: &str, source: &str) -> RunRequest {
+    RunRequest {
+        teamspace: teamspace.into(),
+        source: source.parse::<SourceName>().unwrap(),
+        trigger: "test",
+        options: RunOptions::default(),
+        details: None,
+    }
+}
+
+/// Counts rows of a table (test inspection only).
+pub async fn count(store: &Store, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(store.pool()).await.unwrap()
+}
+
+/// Every row a run can touch, as text: equal fingerprints prove "nothing changed".
+pub async fn fingerprint(store: &Store) -> Vec<String> {
+    let queries = [
+        "SELECT teamspace_id || ' ' || hex(oid) || ' ' || email || ' ' || ifnull(display_name, '-') || ' ' || attrs_source_id || ' ' || updated_at FROM members ORDER BY 1",
+        "SELECT teamspace_id || ' ' || hex(oid) || ' ' || source_id FROM claims ORDER BY 1",
+        "SELECT id || ' ' || run_id || ' ' || action || ' ' || hex(oid) FROM audit_events ORDER BY id",
+        "SELECT event_id || ' ' || status FROM outbox ORDER BY event_id",
+        "SELECT id || ' ' || outcome FROM runs ORDER BY id",
+        "SELECT 'planned ' || count(*) FROM planned_changes",
+        "SELECT name || ' v' || version FROM teamspaces ORDER BY name",
+        "SELECT id || ' v' || version FROM sources ORDER BY id",
+    ];
+    let mut all = Vec::new();
+    for sql in queries {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(store.pool()).await.unwrap();
+        all.extend(rows);
+    }
+    all
+}
+
+/// A project directory with a config file, for driving the binary.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    pub fn new(config: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c7sync.toml"), config).unwrap();
+        Project { dir }
+    }
+
+    /// The starter config with two teamspaces and a CSV source.
+    pub fn standard() -> Project {
+        Project::new(&standard_config("20%"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Runs `c7sync` in the project directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        run_binary(self.dir.path(), args, stdin)
+    }
+}
+
+pub fn standard_config(max_removals: &str) -> String {
+    format!(
+        r#"database = "sqlite://c7sync.db"
+
+[[teamspaces]]
+name = "acme"
+tenant_id = "{TENANT}"
+audience = "{AUDIENCE}"
+max_removals = "{max_removals}"
+
+  [[teamspaces.sources]]
+  kind = "csv"
+  id = "hr"
+  path = "hr.csv"
+  mode = "replace"
+
+[[teamspaces]]
+name = "globex"
+tenant_id = "{TENANT}"
+audience = "{AUDIENCE}"
+"#
+    )
+}
+
+/// The outcome of one binary invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn run_binary(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_c7sync"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("C7SYNC_CONFIG")
+        .env_remove("C7SYNC_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
