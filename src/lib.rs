@@ -9,6 +9,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod import;
 pub mod plan;
 pub mod reconcile;
+pub mod source;
 pub mod store;

@@ -9,8 +9,11 @@ use serde::Serialize;
 use crate::clock::Millis;
 use crate::domain::{Oid, RunId, SourceName};
 use crate::plan::guard::{self, GuardInput};
-use crate::plan::{Counts, Delta, Desired, DesiredClaim, Plan, Planner};
+use crate::plan::{snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
 use crate::store::{NewRun, Outcome, RunInput, Scope, Store, StoreError};
+
+/// Delta batches naming more members than this load the whole teamspace.
+const WHOLE_TEAMSPACE_ABOVE: usize = 20_000;
 
 /// What a run is asked to do besides its input.
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,16 +125,38 @@ impl Reconciler {
                 return Err(stale_plan(held, &request.source, planned_version, source.version));
             }
         }
-        let ranks = session.source_kinds().await?;
-        let current = session.load_current(if is_snapshot { Scope::All } else { Scope::Oids(&oids) }).await?;
-        let plan = Planner::new(source.id, ranks).plan(&desired, &current);
         let teamspace = session.teamspace().clone();
+        let digest = match &desired {
+            Desired::Snapshot(claims) if request.source.kind().is_snapshot_kind() => Some(snapshot_digest(claims)),
+            _ => None,
+        };
+        // The same snapshot as this source last applied, with nothing applied since: planning
+        // is idempotent, so the plan is empty and loading the teamspace can be skipped.
+        let unchanged_snapshot = digest.is_some() && source.last_snapshot == digest.map(|d| (d, teamspace.version));
+        let ranks = session.source_kinds().await?;
+        // Large delta batches (a merge import) read the whole teamspace in one ordered scan
+        // rather than thousands of keyed look-ups.
+        let scope = if is_snapshot || oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
+        let locked_at = Millis::now();
+        let current = if unchanged_snapshot { Vec::new() } else { session.load_current(scope).await? };
+        let loaded_at = Millis::now();
+        let mut plan = if unchanged_snapshot {
+            tracing::debug!("snapshot unchanged since this source last applied it; nothing to plan");
+            Plan { changes: Vec::new(), unchanged: snapshot_len }
+        } else {
+            Planner::new(source.id, ranks).plan(&desired, &current)
+        };
+        let planned_at = Millis::now();
         let trip = guard::check(
             &plan,
             GuardInput {
                 is_snapshot: is_snapshot && request.source.kind().is_snapshot_kind(),
                 snapshot_len,
-                source_claims: current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64,
+                source_claims: if unchanged_snapshot {
+                    snapshot_len
+                } else {
+                    current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64
+                },
                 current_members: current.len() as u64,
                 max_removals: teamspace.max_removals,
                 allow_mass_removal: request.options.allow_mass_removal,
@@ -148,6 +173,7 @@ impl Reconciler {
             source_version: source.version,
             approves: approves.map(|(held, _)| held),
             details: request.details.clone(),
+            snapshot_digest: digest,
         };
         let (outcome, reason) = match (request.options.dry_run, trip) {
             // A dry run says what the guard would do but never holds a plan for approval.
@@ -155,12 +181,14 @@ impl Reconciler {
             (false, Err(trip)) => (Outcome::Aborted, Some(trip.to_string())),
             (false, Ok(())) => (Outcome::Applied, None),
         };
+        session.resolve_attributes(&mut plan).await?;
         let run_id = match outcome {
             Outcome::Applied => session.apply(&run, &plan, Millis::now()).await?,
             _ => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
         };
         let counts = plan.counts();
-        let elapsed_ms = Millis::now().since(started_at);
+        let finished_at = Millis::now();
+        let elapsed_ms = finished_at.since(started_at);
         if outcome == Outcome::Aborted {
             tracing::warn!(run_id = run_id.0, reason = reason.as_deref().unwrap_or(""), "run held back by a guard");
         }
@@ -172,6 +200,11 @@ impl Reconciler {
             updated = counts.updated,
             unchanged = counts.unchanged,
             elapsed_ms,
+            unchanged_snapshot,
+            lock_wait_ms = locked_at.since(started_at),
+            load_ms = loaded_at.since(locked_at),
+            plan_ms = planned_at.since(loaded_at),
+            write_ms = finished_at.since(planned_at),
             "run finished"
         );
         Ok(RunReport {
@@ -204,6 +237,7 @@ impl Reconciler {
             source_version: source.version,
             approves: None,
             details: request.details.clone(),
+            snapshot_digest: None,
         };
         let run_id = session.record_run(&run, Outcome::Failed, None, Some(reason), Millis::now()).await?;
         tracing::warn!(run_id = run_id.0, teamspace = %request.teamspace, source = %request.source, reason, "run failed; nothing changed");
@@ -240,8 +274,9 @@ impl Reconciler {
         }
         let deltas = self
             .store
-            .planned_changes(held)
+            .planned_changes(held, i64::MAX)
             .await?
+            .0
             .into_iter()
             .map(|change| -> Result<Delta, StoreError> {
                 if change.claim == "drop" {

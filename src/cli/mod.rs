@@ -2,10 +2,12 @@
 //! the mapping from outcomes and errors to exit codes.
 
 mod audit;
+mod import;
 mod init;
 mod members;
 mod output;
 mod runs;
+mod sync;
 mod teamspace;
 
 use std::path::PathBuf;
@@ -70,11 +72,18 @@ pub struct Cli {
     /// Database URL, overriding the config and $C7SYNC_DATABASE_URL (e.g. sqlite://c7sync.db)
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
-    /// Log format on stderr (level from $RUST_LOG, default info)
+    /// Log format on stderr (level from $RUST_LOG; default warn for commands, info for serve)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// One-shot commands print their results; their logs only need to carry warnings.
+    pub fn default_log_level(&self) -> &'static str {
+        "warn"
+    }
 }
 
 /// Log line format.
@@ -90,6 +99,10 @@ pub enum LogFormat {
 enum Command {
     /// Write a commented starter c7sync.toml and create the database
     Init(init::InitArgs),
+    /// Import members from a CSV file (ours, an Entra export, or az output)
+    Import(import::ImportArgs),
+    /// Run configured graph and csv sources now
+    Sync(sync::SyncArgs),
     /// Teamspaces with member counts and the last run of each source
     #[command(subcommand)]
     Teamspace(teamspace::TeamspaceCommand),
@@ -166,6 +179,8 @@ pub async fn run(cli: Cli) -> Exit {
 async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Init(args) => init::run(cli, args).await,
+        Command::Import(args) => import::run(&Context::load(cli).await?, args).await,
+        Command::Sync(args) => sync::run(&Context::load(cli).await?, args).await,
         Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
         Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,

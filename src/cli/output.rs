@@ -42,6 +42,14 @@ pub fn table<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [
     table.lines().map(|l| l.strip_prefix(' ').unwrap_or(&l).trim_end().to_owned()).collect::<Vec<_>>().join("\n")
 }
 
+/// Prints a value as one line of JSON on stdout (run reports: one object per run per line).
+pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -74,7 +82,7 @@ pub fn plan_preview(changes: &[Change]) -> Vec<PreviewRow<'_>> {
         let (slot, action, previous_email) = match &change.member {
             MemberChange::Add => (0, "add", None),
             MemberChange::Remove => (1, "remove", None),
-            MemberChange::Update { previous_email, .. } => (2, "update", Some(previous_email.as_str())),
+            MemberChange::Update { previous } => (2, "update", previous.as_ref().map(|p| p.email.as_str())),
             MemberChange::Unchanged => continue,
         };
         if taken[slot] < PLAN_PREVIEW_ROWS {
@@ -82,8 +90,8 @@ pub fn plan_preview(changes: &[Change]) -> Vec<PreviewRow<'_>> {
             rows.push(PreviewRow {
                 action,
                 oid: change.oid.to_string(),
-                email: change.email.as_str(),
-                display_name: change.display_name.as_deref(),
+                email: change.email().map(|e| e.as_str()).unwrap_or_default(),
+                display_name: change.display_name(),
                 previous_email,
             });
         }
@@ -104,7 +112,7 @@ struct JsonReport<'a, E: Serialize> {
 pub fn print_report<E: Serialize>(report: &RunReport, format: ReportFormat, extra: E) -> anyhow::Result<()> {
     let preview = plan_preview(&report.plan.changes);
     if format == ReportFormat::Json {
-        return print_json(&JsonReport { report, extra, changes: preview });
+        return print_json_line(&JsonReport { report, extra, changes: preview });
     }
     let c = report.counts;
     let verb = match report.outcome {

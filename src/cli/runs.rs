@@ -35,7 +35,7 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// The run id (from `runs list` or a command's output)
     run_id: i64,
-    /// At most this many changes
+    /// At most this many changes (all of them: 0)
     #[arg(long, default_value_t = 100)]
     limit: usize,
     /// Output format
@@ -103,21 +103,27 @@ struct ShownRun<'a> {
     run: &'a RunRecord,
     /// Where `changes` comes from: the stored plan, or the audit of what was applied.
     changes_from: &'static str,
-    changes_total: usize,
+    changes_total: u64,
     changes: &'a [PlannedChange],
 }
 
 async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
     let run_id = RunId(args.run_id);
     let (run, _) = context.store().run(run_id).await?;
-    let (changes_from, changes) = if run.outcome == "applied" {
-        ("audit", applied_changes(context, run_id).await?)
-    } else {
-        ("plan", context.store().planned_changes(run_id).await?)
+    let limit = match args.limit {
+        0 => i64::MAX,
+        n => i64::try_from(n).unwrap_or(i64::MAX),
     };
-    let shown = &changes[..changes.len().min(args.limit)];
+    let (changes_from, shown, total) = if run.outcome == "applied" {
+        let (changes, total) = applied_changes(context, run_id, limit).await?;
+        ("audit", changes, total)
+    } else {
+        let (changes, total) = context.store().planned_changes(run_id, limit).await?;
+        ("plan", changes, total)
+    };
+    let shown = &shown[..];
     if args.format == Format::Json {
-        print_json(&ShownRun { run: &run, changes_from, changes_total: changes.len(), changes: shown })?;
+        print_json(&ShownRun { run: &run, changes_from, changes_total: total, changes: shown })?;
         return Ok(Exit::Success);
     }
     let c = run.counts;
@@ -151,17 +157,17 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
             [ch.member.clone(), ch.oid.to_string(), ch.email.clone(), cell(ch.display_name.as_deref()), detail]
         });
         println!("{}", table(["CHANGE", "OID", "EMAIL", "NAME", "DETAIL"], rows));
-        if changes.len() > shown.len() {
-            println!("… {} more (--limit, or --format json)", changes.len() - shown.len());
+        if total > shown.len() as u64 {
+            println!("… {} more (raise --limit)", total - shown.len() as u64);
         }
     }
     Ok(Exit::Success)
 }
 
 /// What an applied run changed, read back from its audit events.
-async fn applied_changes(context: &Context, run_id: RunId) -> anyhow::Result<Vec<PlannedChange>> {
-    let events = context.store().audit_of_run(run_id).await?;
-    Ok(events
+async fn applied_changes(context: &Context, run_id: RunId, limit: i64) -> anyhow::Result<(Vec<PlannedChange>, u64)> {
+    let (events, total) = context.store().audit_of_run(run_id, limit).await?;
+    let changes = events
         .into_iter()
         .map(|e| PlannedChange {
             oid: e.oid,
@@ -177,5 +183,6 @@ async fn applied_changes(context: &Context, run_id: RunId) -> anyhow::Result<Vec
             previous_email: e.previous_email,
             previous_display_name: e.previous_display_name,
         })
-        .collect())
+        .collect();
+    Ok((changes, total))
 }

@@ -86,8 +86,7 @@ mod tests {
                     oid: Oid::from_u128(i.into()),
                     claim: ClaimChange::Drop,
                     member: MemberChange::Remove,
-                    email: "a@b.co".parse().unwrap(),
-                    display_name: None,
+                    attributes: None,
                 })
                 .collect(),
             unchanged: 0,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::domain::{Email, Oid, SourceKind};
+use crate::domain::{fingerprint, Email, Oid, SourceKind};
 
 /// The store's key for a source row. Opaque to the planner beyond equality and precedence.
 pub type SourceKey = i64;
@@ -42,19 +42,29 @@ pub enum Desired {
     Deltas(Vec<Delta>),
 }
 
-/// A member as stored, with the sources claiming it.
+/// A member as stored, with the sources claiming it. Attributes are fingerprints (see
+/// [`crate::domain::fingerprint`]): planning never needs the stored text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurrentMember {
     /// Entra object id.
     pub oid: Oid,
-    /// Current email.
-    pub email: Email,
-    /// Current display name.
-    pub display_name: Option<Box<str>>,
+    /// Fingerprint of the current email.
+    pub email_hash: i64,
+    /// Fingerprint of the current display name, if it has one.
+    pub name_hash: Option<i64>,
     /// The source whose values the email and name are.
     pub attrs_source: SourceKey,
     /// Every source that claims the member (never empty for a stored member).
     pub claims: SmallVec<[SourceKey; 2]>,
+}
+
+/// A member's email and display name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attributes {
+    /// Email.
+    pub email: Email,
+    /// Display name.
+    pub display_name: Option<Box<str>>,
 }
 
 /// Who is planning, and how sources rank against each other for attributes.
@@ -84,12 +94,11 @@ pub enum MemberChange {
     Add,
     /// Last claim gone: the member is deprovisioned.
     Remove,
-    /// Email or display name changes; the previous values are kept for the audit.
+    /// Email or display name changes. `previous` is filled in from the store before the plan
+    /// is recorded (the planner only sees fingerprints).
     Update {
-        /// Email before the change.
-        previous_email: Email,
-        /// Display name before the change.
-        previous_display_name: Option<Box<str>>,
+        /// The values before the change.
+        previous: Option<Attributes>,
     },
     /// The member is not affected (only a claim moves).
     Unchanged,
@@ -104,10 +113,27 @@ pub struct Change {
     pub claim: ClaimChange,
     /// The member's fate.
     pub member: MemberChange,
-    /// The member's email after the change (for a removal: the last known email).
-    pub email: Email,
-    /// The member's display name after the change.
-    pub display_name: Option<Box<str>>,
+    /// The member's attributes after the change. Adds and updates carry the source's values
+    /// (an update's `display_name: None` keeps the stored name); removals and claim-only rows
+    /// carry `None` until the store fills in the stored values for the record.
+    pub attributes: Option<Attributes>,
+}
+
+impl Change {
+    /// The email for display and records, once attributes are known.
+    pub fn email(&self) -> Option<&Email> {
+        self.attributes.as_ref().map(|a| &a.email)
+    }
+
+    /// The display name for display and records, once attributes are known.
+    pub fn display_name(&self) -> Option<&str> {
+        self.attributes.as_ref().and_then(|a| a.display_name.as_deref())
+    }
+
+    /// Whether the store must fill in stored values before this row is recorded.
+    pub fn needs_stored_attributes(&self) -> bool {
+        self.attributes.is_none() || matches!(self.member, MemberChange::Update { previous: None })
+    }
 }
 
 /// The outcome of planning: changes in oid order, plus how many members were already right.
@@ -224,36 +250,30 @@ impl Planner {
                 oid,
                 claim: ClaimChange::Gain,
                 member: MemberChange::Add,
-                email: claim.email.clone(),
-                display_name: claim.display_name.clone(),
+                attributes: Some(attributes_of(claim)),
             }),
             (Intent::Want(claim), Some(member)) => {
                 let claim_change = if member.claims.contains(&self.me) { ClaimChange::Keep } else { ClaimChange::Gain };
-                let new_name = claim.display_name.as_ref().or(member.display_name.as_ref());
-                let differs = claim.email != member.email || new_name != member.display_name.as_ref();
-                if differs && self.may_write_attributes(member) {
+                let email_differs = fingerprint::email(&claim.email) != member.email_hash;
+                // A source that gives no name leaves the stored one alone.
+                let name_differs =
+                    claim.display_name.as_deref().is_some_and(|n| Some(fingerprint::name(n)) != member.name_hash);
+                if (email_differs || name_differs) && self.may_write_attributes(member) {
                     Some(Change {
                         oid,
                         claim: claim_change,
-                        member: MemberChange::Update {
-                            previous_email: member.email.clone(),
-                            previous_display_name: member.display_name.clone(),
-                        },
-                        email: claim.email.clone(),
-                        display_name: new_name.cloned(),
+                        member: MemberChange::Update { previous: None },
+                        attributes: Some(attributes_of(claim)),
                     })
                 } else if claim_change == ClaimChange::Gain {
-                    Some(unchanged_member(member, ClaimChange::Gain))
+                    Some(Change { oid, claim: ClaimChange::Gain, member: MemberChange::Unchanged, attributes: None })
                 } else {
                     None
                 }
             }
             (Intent::DropMine, Some(member)) if member.claims.contains(&self.me) => {
-                if member.claims.len() == 1 {
-                    Some(Change { member: MemberChange::Remove, ..unchanged_member(member, ClaimChange::Drop) })
-                } else {
-                    Some(unchanged_member(member, ClaimChange::Drop))
-                }
+                let fate = if member.claims.len() == 1 { MemberChange::Remove } else { MemberChange::Unchanged };
+                Some(Change { oid, claim: ClaimChange::Drop, member: fate, attributes: None })
             }
             (Intent::DropMine, _) => None,
         }
@@ -280,6 +300,28 @@ impl Planner {
     }
 }
 
+/// An order-independent digest of a snapshot: equal digests mean the same members with the
+/// same attributes (emails compared case-insensitively, as planning does). A snapshot with
+/// repeated oids digests differently from its de-duplicated form, which only costs a full plan.
+pub fn snapshot_digest(claims: &[DesiredClaim]) -> [u8; 16] {
+    let mut sum: u128 = claims.len() as u128;
+    let mut buffer = Vec::with_capacity(128);
+    for claim in claims {
+        buffer.clear();
+        buffer.extend_from_slice(&claim.oid.to_bytes());
+        buffer.extend_from_slice(&fingerprint::email(&claim.email).to_le_bytes());
+        match &claim.display_name {
+            Some(name) => {
+                buffer.push(1);
+                buffer.extend_from_slice(name.as_bytes());
+            }
+            None => buffer.push(0),
+        }
+        sum = sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(&buffer));
+    }
+    sum.to_le_bytes()
+}
+
 /// Sorts by oid, keeping only the last intent given for each oid.
 fn sorted_last_wins(mut intents: Vec<(Oid, Intent<'_>)>) -> Vec<(Oid, Intent<'_>)> {
     // Stable sort keeps input order among equal oids, so the last of each run is the last given.
@@ -294,14 +336,8 @@ fn sorted_last_wins(mut intents: Vec<(Oid, Intent<'_>)>) -> Vec<(Oid, Intent<'_>
     kept
 }
 
-fn unchanged_member(member: &CurrentMember, claim: ClaimChange) -> Change {
-    Change {
-        oid: member.oid,
-        claim,
-        member: MemberChange::Unchanged,
-        email: member.email.clone(),
-        display_name: member.display_name.clone(),
-    }
+fn attributes_of(claim: &DesiredClaim) -> Attributes {
+    Attributes { email: claim.email.clone(), display_name: claim.display_name.clone() }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use proptest::prelude::*;
 
 use super::*;
+use crate::domain::fingerprint;
 
 /// A member in the test model: what the store would hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +24,8 @@ fn to_current(state: &State) -> Vec<CurrentMember> {
         .iter()
         .map(|(oid, m)| CurrentMember {
             oid: *oid,
-            email: m.email.clone(),
-            display_name: m.display_name.clone(),
+            email_hash: fingerprint::email(&m.email),
+            name_hash: m.display_name.as_deref().map(fingerprint::name),
             attrs_source: m.attrs_source,
             claims: m.claims.iter().copied().collect(),
         })
@@ -38,11 +39,12 @@ fn apply(state: &State, plan: &Plan, me: SourceKey) -> State {
         match &change.member {
             MemberChange::Add => {
                 assert!(!next.contains_key(&change.oid), "add of an existing member");
+                let attributes = change.attributes.clone().expect("an add carries attributes");
                 next.insert(
                     change.oid,
                     Modelled {
-                        email: change.email.clone(),
-                        display_name: change.display_name.clone(),
+                        email: attributes.email,
+                        display_name: attributes.display_name,
                         attrs_source: me,
                         claims: BTreeSet::from([me]),
                     },
@@ -56,8 +58,12 @@ fn apply(state: &State, plan: &Plan, me: SourceKey) -> State {
             }
             MemberChange::Update { .. } => {
                 let member = next.get_mut(&change.oid).expect("update of a missing member");
-                member.email = change.email.clone();
-                member.display_name = change.display_name.clone();
+                let attributes = change.attributes.clone().expect("an update carries attributes");
+                member.email = attributes.email;
+                // No name from the source keeps the stored one, as the store's UPDATE does.
+                if attributes.display_name.is_some() {
+                    member.display_name = attributes.display_name;
+                }
                 member.attrs_source = me;
             }
             MemberChange::Unchanged => {}
@@ -216,4 +222,22 @@ fn dropping_a_shared_member_keeps_it() {
     assert_eq!(plan.changes[0].claim, ClaimChange::Drop);
     assert_eq!(plan.changes[0].member, MemberChange::Unchanged);
     assert_eq!(plan.counts().removed, 0);
+}
+
+#[test]
+fn snapshot_digests_ignore_order_and_email_case_but_not_content() {
+    let mut claims = vec![claim(1, "a@contoso.com", Some("A")), claim(2, "b@contoso.com", None)];
+    let digest = snapshot_digest(&claims);
+    claims.reverse();
+    assert_eq!(snapshot_digest(&claims), digest);
+    claims[0].email = "B@Contoso.com".parse().unwrap();
+    assert_eq!(snapshot_digest(&claims), digest, "emails compare case-insensitively");
+    claims[0].display_name = Some("".into());
+    assert_ne!(snapshot_digest(&claims), digest, "no name differs from an empty name");
+    claims.pop();
+    assert_ne!(snapshot_digest(&claims), snapshot_digest(&[]));
+}
+
+fn claim(oid: u128, mail: &str, name: Option<&str>) -> DesiredClaim {
+    DesiredClaim { oid: Oid::from_u128(oid), email: mail.parse().unwrap(), display_name: name.map(Into::into) }
 }

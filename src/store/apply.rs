@@ -7,8 +7,9 @@ use sqlx::{Sqlite, Transaction};
 use super::values::{values_list, CHUNK_ROWS};
 use super::StoreError;
 use crate::clock::Millis;
+use crate::domain::fingerprint;
 use crate::domain::RunId;
-use crate::plan::{Change, ClaimChange, MemberChange, Plan};
+use crate::plan::{Attributes, Change, ClaimChange, MemberChange, Plan};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +66,8 @@ pub struct NewRun {
     pub approves: Option<RunId>,
     /// Source-specific facts (file, rows read, invalid rows), as JSON.
     pub details: Option<serde_json::Value>,
+    /// For a snapshot run: its digest, remembered on the source once applied.
+    pub snapshot_digest: Option<[u8; 16]>,
 }
 
 fn member_word(change: &MemberChange) -> &'static str {
@@ -86,11 +89,18 @@ fn claim_word(change: ClaimChange) -> &'static str {
 
 fn previous(change: &Change) -> (Option<&str>, Option<&str>) {
     match &change.member {
-        MemberChange::Update { previous_email, previous_display_name } => {
-            (Some(previous_email.as_str()), previous_display_name.as_deref())
+        MemberChange::Update { previous: Some(previous) } => {
+            (Some(previous.email.as_str()), previous.display_name.as_deref())
         }
         _ => (None, None),
     }
+}
+
+/// The attributes a row is recorded with; `WriteSession::resolve_attributes` guarantees them.
+fn recorded(change: &Change) -> Result<&Attributes, StoreError> {
+    change.attributes.as_ref().ok_or_else(|| {
+        StoreError::corrupt("plan", format!("{}: attributes were not resolved before recording", change.oid))
+    })
 }
 
 pub(super) type Tx = Transaction<'static, Sqlite>;
@@ -134,20 +144,26 @@ async fn insert_run(
     Ok(RunId(id))
 }
 
-/// Rows of the plan selected by `keep`, in chunks, each with its oid bytes precomputed so
-/// statements can borrow them.
-fn chunks(plan: &Plan, keep: impl Fn(&Change) -> bool) -> Vec<Vec<(&Change, [u8; 16])>> {
-    let selected: Vec<_> = plan.changes.iter().filter(|c| keep(c)).map(|c| (c, c.oid.to_bytes())).collect();
-    selected.chunks(CHUNK_ROWS).map(<[_]>::to_vec).collect()
-}
-
 /// Writes the run row and, for an applied run, every member change: the body of
 /// [`super::WriteSession::apply`].
 pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Millis) -> Result<RunId, StoreError> {
-    sqlx::query("UPDATE teamspaces SET version = version + 1 WHERE id = $1")
+    if !plan.is_empty() {
+        sqlx::query("UPDATE teamspaces SET version = version + 1 WHERE id = $1")
+            .bind(run.teamspace_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(digest) = run.snapshot_digest {
+        sqlx::query(
+            "UPDATE sources SET snapshot_digest = $1, \
+             snapshot_version = (SELECT version FROM teamspaces WHERE id = $2) WHERE id = $3",
+        )
+        .bind(&digest[..])
         .bind(run.teamspace_id)
+        .bind(run.source_id)
         .execute(&mut **tx)
         .await?;
+    }
     if plan.changes.iter().any(|c| c.claim != ClaimChange::Keep) {
         sqlx::query("UPDATE sources SET version = version + 1 WHERE id = $1")
             .bind(run.source_id)
@@ -166,8 +182,15 @@ pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Mill
             return Err(StoreError::Refused(format!("run {held} has already been approved")));
         }
     }
-    let scope = Scope { tx, teamspace_id: run.teamspace_id, source_id: run.source_id, now };
-    write_members(scope, plan, run_id).await?;
+    let scope = Scope { tx: &mut *tx, teamspace_id: run.teamspace_id, source_id: run.source_id, now };
+    if let Some((first, last)) = write_members(scope, plan, run_id).await? {
+        sqlx::query("UPDATE runs SET first_event_id = $1, last_event_id = $2 WHERE id = $3")
+            .bind(first)
+            .bind(last)
+            .bind(run_id.0)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(run_id)
 }
 
@@ -183,23 +206,25 @@ pub(super) async fn record(
 ) -> Result<RunId, StoreError> {
     let run_id = insert_run(tx, run, outcome, plan, reason, now).await?;
     let Some(plan) = plan else { return Ok(run_id) };
-    let rows: Vec<(usize, &Change, [u8; 16])> =
-        plan.changes.iter().enumerate().map(|(i, c)| (i, c, c.oid.to_bytes())).collect();
+    let rows: Vec<(usize, &Change)> = plan.changes.iter().enumerate().collect();
     for chunk in rows.chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().map(|(_, c)| *c));
         let sql = format!(
-            "INSERT INTO planned_changes (run_id, seq, oid, claim, member, email, display_name, previous_email, previous_display_name) VALUES {}",
-            values_list(1, "($1, #, #, #, #, #, #, #, #)", chunk.len())
+            "INSERT INTO planned_changes (run_id, seq, oid, claim, member, email, display_name, previous_email, \
+             previous_display_name) VALUES {}",
+            values_list(&format!("({}, ?, ?, ?, ?, ?, ?, ?, ?)", run_id.0), chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(run_id.0);
-        for (seq, change, oid) in chunk {
+        let mut query = sqlx::query(&sql);
+        for ((seq, change), oid) in chunk.iter().zip(&oids) {
             let (previous_email, previous_name) = previous(change);
+            let attributes = recorded(change)?;
             query = query
                 .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
                 .bind(&oid[..])
                 .bind(claim_word(change.claim))
                 .bind(member_word(&change.member))
-                .bind(change.email.as_str())
-                .bind(change.display_name.as_deref())
+                .bind(attributes.email.as_str())
+                .bind(attributes.display_name.as_deref())
                 .bind(previous_email)
                 .bind(previous_name);
         }
@@ -215,93 +240,146 @@ struct Scope<'t> {
     now: Millis,
 }
 
-/// The member, claim, audit and outbox writes of one plan, each as a few bulk statements.
-async fn write_members(scope: Scope<'_>, plan: &Plan, run_id: RunId) -> Result<(), StoreError> {
+/// Binds email, display name and their fingerprints, in that order.
+fn bind_attributes<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    attributes: &'q Attributes,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(attributes.email.as_str())
+        .bind(attributes.display_name.as_deref())
+        .bind(fingerprint::email(&attributes.email))
+        .bind(attributes.display_name.as_deref().map(fingerprint::name))
+}
+
+/// The changes selected by `keep`, in plan (oid) order.
+fn selected(plan: &Plan, keep: impl Fn(&Change) -> bool) -> Vec<&Change> {
+    plan.changes.iter().filter(|c| keep(c)).collect()
+}
+
+/// Each change's oid as the 16 bytes stored, so a statement can borrow them while binding.
+fn oid_bytes<'c>(changes: impl Iterator<Item = &'c Change>) -> Vec<[u8; 16]> {
+    changes.map(|c| c.oid.to_bytes()).collect()
+}
+
+/// The member, claim, audit and outbox writes of one plan, each as a few bulk statements
+/// (see `values_list` for why the integer constants are literals). Returns the range of event
+/// ids written, if any.
+async fn write_members(scope: Scope<'_>, plan: &Plan, run_id: RunId) -> Result<Option<(i64, i64)>, StoreError> {
     let Scope { tx, teamspace_id, source_id, now } = scope;
-    for chunk in chunks(plan, |c| c.member == MemberChange::Add) {
+    let now = now.0;
+    for chunk in selected(plan, |c| c.member == MemberChange::Add).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
         let sql = format!(
-            "INSERT INTO members (teamspace_id, oid, email, display_name, attrs_source_id, created_at, updated_at) VALUES {}",
-            values_list(3, "($1, #, #, #, $2, $3, $3)", chunk.len())
+            "INSERT INTO members (teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, \
+             created_at, updated_at) VALUES {}",
+            values_list(&format!("({teamspace_id}, ?, ?, ?, ?, ?, {source_id}, {now}, {now})"), chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(teamspace_id).bind(source_id).bind(now.0);
-        for (change, oid) in &chunk {
-            query = query.bind(&oid[..]).bind(change.email.as_str()).bind(change.display_name.as_deref());
+        let mut query = sqlx::query(&sql);
+        for (change, oid) in chunk.iter().zip(&oids) {
+            let attributes = recorded(change)?;
+            query = bind_attributes(query.bind(&oid[..]), attributes);
         }
         query.execute(&mut **tx).await?;
     }
-    for chunk in chunks(plan, |c| matches!(c.member, MemberChange::Update { .. })) {
+    for chunk in selected(plan, |c| matches!(c.member, MemberChange::Update { .. })).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
         let sql = format!(
-            "UPDATE members SET email = v.column2, display_name = v.column3, attrs_source_id = $2, updated_at = $3 \
-             FROM (VALUES {}) AS v WHERE members.teamspace_id = $1 AND members.oid = v.column1",
-            values_list(3, "(#, #, #)", chunk.len())
+            "UPDATE members SET email = v.column2, display_name = v.column3, email_hash = v.column4, \
+             name_hash = v.column5, attrs_source_id = {source_id}, updated_at = {now} FROM (VALUES {}) AS v \
+             WHERE members.teamspace_id = {teamspace_id} AND members.oid = v.column1",
+            values_list("(?, ?, ?, ?, ?)", chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(teamspace_id).bind(source_id).bind(now.0);
-        for (change, oid) in &chunk {
-            query = query.bind(&oid[..]).bind(change.email.as_str()).bind(change.display_name.as_deref());
+        let mut query = sqlx::query(&sql);
+        for (change, oid) in chunk.iter().zip(&oids) {
+            let attributes = recorded(change)?;
+            query = bind_attributes(query.bind(&oid[..]), attributes);
         }
         query.execute(&mut **tx).await?;
     }
-    for chunk in chunks(plan, |c| c.claim == ClaimChange::Gain) {
+    for chunk in selected(plan, |c| c.claim == ClaimChange::Gain).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
         let sql = format!(
             "INSERT INTO claims (teamspace_id, oid, source_id, created_at) VALUES {}",
-            values_list(3, "($1, #, $2, $3)", chunk.len())
+            values_list(&format!("({teamspace_id}, ?, {source_id}, {now})"), chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(teamspace_id).bind(source_id).bind(now.0);
-        for (_, oid) in &chunk {
+        let mut query = sqlx::query(&sql);
+        for oid in &oids {
             query = query.bind(&oid[..]);
         }
         query.execute(&mut **tx).await?;
     }
-    for chunk in chunks(plan, |c| c.claim == ClaimChange::Drop) {
+    for chunk in selected(plan, |c| c.claim == ClaimChange::Drop).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
         let sql = format!(
-            "DELETE FROM claims WHERE teamspace_id = $1 AND source_id = $2 AND oid IN ({})",
-            values_list(2, "#", chunk.len())
+            "DELETE FROM claims WHERE teamspace_id = {teamspace_id} AND source_id = {source_id} AND oid IN ({})",
+            values_list("?", chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(teamspace_id).bind(source_id);
-        for (_, oid) in &chunk {
+        let mut query = sqlx::query(&sql);
+        for oid in &oids {
             query = query.bind(&oid[..]);
         }
         query.execute(&mut **tx).await?;
     }
-    for chunk in chunks(plan, |c| c.member == MemberChange::Remove) {
-        let sql =
-            format!("DELETE FROM members WHERE teamspace_id = $1 AND oid IN ({})", values_list(1, "#", chunk.len()));
-        let mut query = sqlx::query(&sql).bind(teamspace_id);
-        for (_, oid) in &chunk {
-            query = query.bind(&oid[..]);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for chunk in chunks(plan, |c| c.member != MemberChange::Unchanged) {
+    for chunk in selected(plan, |c| c.member == MemberChange::Remove).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
         let sql = format!(
-            "INSERT INTO audit_events (teamspace_id, run_id, source_id, action, oid, email, display_name, role, \
+            "DELETE FROM members WHERE teamspace_id = {teamspace_id} AND oid IN ({})",
+            values_list("?", chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for oid in &oids {
+            query = query.bind(&oid[..]);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // Event ids are assigned here (the session holds the write lock, so nobody else takes
+    // ids meanwhile); the outbox rows are then generated from the id range instead of being
+    // read back from the audit rows just written.
+    let run = run_id.0;
+    let first_event: i64 =
+        sqlx::query_scalar("SELECT ifnull(max(id), 0) + 1 FROM audit_events").fetch_one(&mut **tx).await?;
+    let mut next_event = first_event;
+    for chunk in selected(plan, |c| c.member != MemberChange::Unchanged).chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
+        let sql = format!(
+            "INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, \
              previous_email, previous_display_name, occurred_at) VALUES {}",
-            values_list(4, "($1, $2, $3, #, #, #, #, 'developer', #, #, $4)", chunk.len())
+            values_list(
+                &format!("(?, {teamspace_id}, {run}, {source_id}, ?, ?, ?, ?, 'developer', ?, ?, {now})"),
+                chunk.len()
+            )
         );
-        let mut query = sqlx::query(&sql).bind(teamspace_id).bind(run_id.0).bind(source_id).bind(now.0);
-        for (change, oid) in &chunk {
+        let mut query = sqlx::query(&sql);
+        for (change, oid) in chunk.iter().zip(&oids) {
             let action = match change.member {
                 MemberChange::Add => "added",
                 MemberChange::Remove => "removed",
                 _ => "updated",
             };
             let (previous_email, previous_name) = previous(change);
+            let attributes = recorded(change)?;
             query = query
+                .bind(next_event)
                 .bind(action)
                 .bind(&oid[..])
-                .bind(change.email.as_str())
-                .bind(change.display_name.as_deref())
+                .bind(attributes.email.as_str())
+                .bind(attributes.display_name.as_deref())
                 .bind(previous_email)
                 .bind(previous_name);
+            next_event += 1;
         }
         query.execute(&mut **tx).await?;
     }
-    // Every audit row of this run becomes a pending event: same transaction, same ids.
-    sqlx::query(
-        "INSERT INTO outbox (event_id, teamspace_id) SELECT id, teamspace_id FROM audit_events WHERE run_id = $1",
-    )
-    .bind(run_id.0)
+    if next_event == first_event {
+        return Ok(None);
+    }
+    let last_event = next_event - 1;
+    sqlx::query(&format!(
+        "WITH RECURSIVE event(id) AS (SELECT {first_event} UNION ALL SELECT id + 1 FROM event WHERE id < {last_event}) \
+         INSERT INTO outbox (teamspace_id, event_id) SELECT {teamspace_id}, id FROM event"
+    ))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(Some((first_event, last_event)))
 }

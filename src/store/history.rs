@@ -210,13 +210,18 @@ impl Store {
         Ok((run_of(&row)?, row.try_get(17)?))
     }
 
-    /// The stored plan of a dry run or held run.
-    pub async fn planned_changes(&self, run_id: RunId) -> Result<Vec<PlannedChange>, StoreError> {
+    /// The stored plan of a dry run or held run (at most `limit` rows), and its length.
+    pub async fn planned_changes(&self, run_id: RunId, limit: i64) -> Result<(Vec<PlannedChange>, u64), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM planned_changes WHERE run_id = $1")
+            .bind(run_id.0)
+            .fetch_one(&self.pool)
+            .await?;
         let rows = sqlx::query(
             "SELECT oid, claim, member, email, display_name, previous_email, previous_display_name \
-             FROM planned_changes WHERE run_id = $1 ORDER BY seq",
+             FROM planned_changes WHERE run_id = $1 ORDER BY seq LIMIT $2",
         )
         .bind(run_id.0)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -231,7 +236,8 @@ impl Store {
                     previous_display_name: row.try_get(6)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(|changes| (changes, total.unsigned_abs()))
     }
 
     /// The current claims version of a source.
@@ -260,11 +266,18 @@ impl Store {
         rows.iter().map(audit_of).collect()
     }
 
-    /// The audit events one run wrote, in order.
-    pub async fn audit_of_run(&self, run_id: RunId) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql = format!("{AUDIT_COLUMNS} WHERE a.run_id = $1 ORDER BY a.id");
-        let rows = sqlx::query(&sql).bind(run_id.0).fetch_all(&self.pool).await?;
-        rows.iter().map(audit_of).collect()
+    /// The audit events one run wrote, in order (at most `limit`), and how many there are.
+    pub async fn audit_of_run(&self, run_id: RunId, limit: i64) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+        let range: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT first_event_id, last_event_id FROM runs WHERE id = $1")
+                .bind(run_id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((Some(first), Some(last))) = range else { return Ok((Vec::new(), 0)) };
+        let sql = format!("{AUDIT_COLUMNS} WHERE a.id BETWEEN $1 AND $2 ORDER BY a.id LIMIT $3");
+        let rows = sqlx::query(&sql).bind(first).bind(last).bind(limit).fetch_all(&self.pool).await?;
+        let entries = rows.iter().map(audit_of).collect::<Result<_, _>>()?;
+        Ok((entries, (last - first + 1).unsigned_abs()))
     }
 
     /// Every teamspace with member counts and each source's last run.

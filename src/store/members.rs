@@ -1,14 +1,12 @@
 //! Reading members: the planner's view (members with their claims) and the listing view.
 
 use serde::Serialize;
-use smallvec::SmallVec;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::domain::{Email, Oid, SourceName};
-use crate::plan::CurrentMember;
+use crate::domain::{Oid, SourceName};
 
 /// Which members the planner needs.
 #[derive(Debug, Clone, Copy)]
@@ -40,37 +38,9 @@ pub struct MemberRecord {
     pub updated_at: Millis,
 }
 
-pub(super) const CURRENT_COLUMNS: &str = "SELECT m.oid, m.email, m.display_name, m.attrs_source_id, c.source_id \
-     FROM members m JOIN claims c ON c.teamspace_id = m.teamspace_id AND c.oid = m.oid \
-     WHERE m.teamspace_id = $1";
-
 pub(super) fn oid_of(row: &SqliteRow, index: usize) -> Result<Oid, StoreError> {
     let bytes: &[u8] = row.try_get(index)?;
     Oid::from_bytes(bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
-}
-
-fn email_of(row: &SqliteRow, index: usize) -> Result<Email, StoreError> {
-    let text: &str = row.try_get(index)?;
-    text.parse().map_err(|e| StoreError::corrupt("members.email", e))
-}
-
-/// Folds join rows (one per claim, ordered by oid) into members with their claim lists.
-pub(super) fn push_claim_row(members: &mut Vec<CurrentMember>, row: &SqliteRow) -> Result<(), StoreError> {
-    let oid = oid_of(row, 0)?;
-    let source: i64 = row.try_get(4)?;
-    if let Some(last) = members.last_mut().filter(|m| m.oid == oid) {
-        last.claims.push(source);
-        return Ok(());
-    }
-    let name: Option<&str> = row.try_get(2)?;
-    members.push(CurrentMember {
-        oid,
-        email: email_of(row, 1)?,
-        display_name: name.map(Into::into),
-        attrs_source: row.try_get(3)?,
-        claims: SmallVec::from_slice(&[source]),
-    });
-    Ok(())
 }
 
 impl Store {

@@ -4,7 +4,9 @@
 mod apply;
 mod error;
 mod history;
+mod integrity;
 mod members;
+mod packed;
 mod session;
 mod values;
 
@@ -87,6 +89,8 @@ pub struct SourceRecord {
     pub name: SourceName,
     /// Claims version.
     pub version: i64,
+    /// Digest of the last snapshot it applied, with the teamspace version right after.
+    pub last_snapshot: Option<([u8; 16], i64)>,
 }
 
 const TEAMSPACE_BY_NAME: &str = "SELECT id, name, tenant_id, max_removals, version FROM teamspaces WHERE name = $1";

@@ -3,16 +3,16 @@
 
 use std::collections::HashMap;
 
-use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::apply::{apply_plan, record, Tx};
-use super::members::{push_claim_row, CURRENT_COLUMNS};
+use super::members::oid_of;
+use super::packed::{unpack, MEMBERS_PER_ROW, PACKED_MEMBERS};
 use super::values::{values_list, CHUNK_ROWS};
 use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
-use crate::domain::{RunId, SourceKind, SourceName};
-use crate::plan::{CurrentMember, Plan, SourceKey};
+use crate::domain::{Oid, RunId, SourceKind, SourceName};
+use crate::plan::{Attributes, CurrentMember, MemberChange, Plan, SourceKey};
 
 /// An open write transaction on one teamspace. Dropping it without `apply` or `record_run`
 /// rolls everything back.
@@ -32,7 +32,7 @@ impl WriteSession {
         let row = sqlx::query(
             "INSERT INTO sources (teamspace_id, kind, name, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (teamspace_id, kind, name) DO UPDATE SET kind = excluded.kind \
-             RETURNING id, version",
+             RETURNING id, version, snapshot_digest, snapshot_version",
         )
         .bind(self.teamspace.id)
         .bind(name.kind().as_str())
@@ -40,7 +40,13 @@ impl WriteSession {
         .bind(now.0)
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok(SourceRecord { id: row.try_get(0)?, name: name.clone(), version: row.try_get(1)? })
+        let digest: Option<Vec<u8>> = row.try_get(2)?;
+        let digest_version: Option<i64> = row.try_get(3)?;
+        let last_snapshot = match (digest.and_then(|d| <[u8; 16]>::try_from(d).ok()), digest_version) {
+            (Some(digest), Some(version)) => Some((digest, version)),
+            _ => None,
+        };
+        Ok(SourceRecord { id: row.try_get(0)?, name: name.clone(), version: row.try_get(1)?, last_snapshot })
     }
 
     /// Every source of the teamspace with its kind: the planner's attribute precedence.
@@ -61,12 +67,26 @@ impl WriteSession {
     /// Members with their claims, sorted by oid: the planner's `current`.
     pub async fn load_current(&mut self, scope: Scope<'_>) -> Result<Vec<CurrentMember>, StoreError> {
         let mut members = Vec::new();
+        let teamspace = self.teamspace.id;
         match scope {
             Scope::All => {
-                let sql = format!("{CURRENT_COLUMNS} ORDER BY m.oid, c.source_id");
-                let mut rows = sqlx::query(&sql).bind(self.teamspace.id).fetch(&mut *self.tx);
-                while let Some(row) = rows.try_next().await? {
-                    push_claim_row(&mut members, &row)?;
+                // Keyset pages in oid order; each page is one packed row.
+                let sql = format!(
+                    "SELECT {PACKED_MEMBERS} FROM (SELECT teamspace_id, oid, email_hash, name_hash, attrs_source_id \
+                     FROM members WHERE teamspace_id = ? AND oid > ? ORDER BY oid LIMIT {MEMBERS_PER_ROW}) AS m"
+                );
+                let mut after: Vec<u8> = Vec::new();
+                loop {
+                    let packed: Option<String> =
+                        sqlx::query_scalar(&sql).bind(teamspace).bind(&after).fetch_one(&mut *self.tx).await?;
+                    let before = members.len();
+                    unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
+                    match members.last() {
+                        Some(last) if (members.len() - before) as i64 == MEMBERS_PER_ROW => {
+                            after = last.oid.to_bytes().to_vec()
+                        }
+                        _ => break,
+                    }
                 }
             }
             Scope::Oids(oids) => {
@@ -75,20 +95,60 @@ impl WriteSession {
                 sorted.dedup();
                 for chunk in sorted.chunks(CHUNK_ROWS) {
                     let sql = format!(
-                        "{CURRENT_COLUMNS} AND m.oid IN ({}) ORDER BY m.oid, c.source_id",
-                        values_list(1, "#", chunk.len())
+                        "SELECT {PACKED_MEMBERS} FROM (SELECT teamspace_id, oid, email_hash, name_hash, attrs_source_id \
+                         FROM members WHERE teamspace_id = ? AND oid IN ({})) AS m",
+                        values_list("?", chunk.len())
                     );
-                    let mut query = sqlx::query(&sql).bind(self.teamspace.id);
+                    let mut query = sqlx::query_scalar(&sql).bind(teamspace);
                     for oid in chunk {
                         query = query.bind(&oid[..]);
                     }
-                    for row in query.fetch_all(&mut *self.tx).await? {
-                        push_claim_row(&mut members, &row)?;
-                    }
+                    let packed: Option<String> = query.fetch_one(&mut *self.tx).await?;
+                    unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
                 }
             }
         }
         Ok(members)
+    }
+
+    /// Fills in the stored email and name where a plan row needs them to be recorded: removals,
+    /// claim-only rows, and the previous values of updates (an update that gives no name keeps
+    /// the stored one).
+    pub async fn resolve_attributes(&mut self, plan: &mut Plan) -> Result<(), StoreError> {
+        let wanted: Vec<[u8; 16]> =
+            plan.changes.iter().filter(|c| c.needs_stored_attributes()).map(|c| c.oid.to_bytes()).collect();
+        let mut stored: HashMap<Oid, Attributes> = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(CHUNK_ROWS) {
+            let sql = format!(
+                "SELECT oid, email, display_name FROM members WHERE teamspace_id = ? AND oid IN ({})",
+                values_list("?", chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(self.teamspace.id);
+            for oid in chunk {
+                query = query.bind(&oid[..]);
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                let email: &str = row.try_get(1)?;
+                let display_name: Option<&str> = row.try_get(2)?;
+                let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
+                stored.insert(oid_of(&row, 0)?, Attributes { email, display_name: display_name.map(Into::into) });
+            }
+        }
+        for change in plan.changes.iter_mut().filter(|c| c.needs_stored_attributes()) {
+            let current = stored
+                .get(&change.oid)
+                .ok_or_else(|| StoreError::corrupt("members", format!("{} is planned but not stored", change.oid)))?;
+            match (&mut change.member, change.attributes.as_mut()) {
+                (MemberChange::Update { previous }, Some(new)) => {
+                    *previous = Some(current.clone());
+                    if new.display_name.is_none() {
+                        new.display_name = current.display_name.clone();
+                    }
+                }
+                _ => change.attributes = Some(current.clone()),
+            }
+        }
+        Ok(())
     }
 
     /// Commits a plan: run row, members, claims, audit and outbox rows, all or nothing.

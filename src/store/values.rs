@@ -4,26 +4,22 @@
 /// Rows per bulk statement. SQLite allows 32,766 parameters; larger chunks gain nothing.
 pub const CHUNK_ROWS: usize = 512;
 
-/// Repeats `row` once per row, numbering each `#` in it as the next parameter, starting after
-/// the `constants` parameters (`$1`..`$constants`) that every row may reuse literally.
+/// Repeats `row` (a tuple of anonymous `?` parameters) once per row, comma-separated.
 ///
-/// `values_list(2, "($1, #, #)", 2)` → `($1, $2, $3), ($1, $4, $5)` when `constants` is 1.
-pub fn values_list(constants: usize, row: &str, rows: usize) -> String {
-    let mut sql = String::with_capacity(rows * (row.len() + 8));
-    let mut next = constants + 1;
+/// Bulk statements use only anonymous `?` parameters: sqlx asks SQLite for every parameter's
+/// name while binding, and for named ones (`$1`) SQLite finds it by scanning the statement's
+/// whole parameter list, which makes binding quadratic in the chunk size (measured: 61% of a
+/// 200,000-row import). Per-run constants are therefore written into the SQL as integer
+/// literals by the caller; they are our own row ids and timestamps, never input text.
+///
+/// `values_list("(7, ?, ?)", 2)` → `(7, ?, ?), (7, ?, ?)`.
+pub fn values_list(row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(rows * (row.len() + 2));
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
-        for ch in row.chars() {
-            if ch == '#' {
-                sql.push('$');
-                sql.push_str(&next.to_string());
-                next += 1;
-            } else {
-                sql.push(ch);
-            }
-        }
+        sql.push_str(row);
     }
     sql
 }
@@ -33,8 +29,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_row_parameters_after_the_constants() {
-        assert_eq!(values_list(1, "($1, #, #)", 2), "($1, $2, $3), ($1, $4, $5)");
-        assert_eq!(values_list(0, "#", 3), "$1, $2, $3");
+    fn repeats_the_row_tuple() {
+        assert_eq!(values_list("(7, ?, ?)", 2), "(7, ?, ?), (7, ?, ?)");
+        assert_eq!(values_list("?", 3), "?, ?, ?");
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli_config;
+mod cli_import;
 mod cli_members;
 mod reconcile_core;
 mod support;

@@ -25,7 +25,7 @@ async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
     assert_eq!(count(db.store(), "claims").await, 10);
     assert_eq!(count(db.store(), "audit_events").await, 10);
     assert_eq!(count(db.store(), "outbox").await, 10);
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox o JOIN audit_events a ON a.id = o.event_id WHERE o.status = 'pending' AND a.run_id = $1")
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id WHERE o.status = 'pending' AND a.run_id = $1")
         .bind(report.run_id.0)
         .fetch_one(db.store().pool())
         .await
@@ -68,6 +68,7 @@ async fn a_source_never_removes_members_another_source_claims() {
     let expected: Vec<_> = [0, 1, 2, 5, 6, 7, 8, 9, 100].into_iter().map(oid).collect();
     assert_eq!(oids, expected);
     assert!(members.iter().all(|m| !m.sources.is_empty()), "every member keeps a claim");
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -97,7 +98,8 @@ async fn the_mass_removal_guard_holds_the_plan_and_approve_applies_it() {
     let held = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..70)).await.unwrap();
     assert_eq!(held.outcome, Outcome::Aborted);
     assert!(held.reason.as_deref().unwrap().contains("would remove 30 of 100"), "{:?}", held.reason);
-    let planned = db.store().planned_changes(held.run_id).await.unwrap();
+    let (planned, total) = db.store().planned_changes(held.run_id, 1000).await.unwrap();
+    assert_eq!(total, planned.len() as u64);
     assert_eq!(planned.iter().filter(|c| c.member == "remove").count(), 30);
     let after_hold = fingerprint(db.store()).await;
     assert_eq!(
@@ -230,4 +232,38 @@ async fn concurrent_writers_on_one_file_lose_no_update() {
     let acme = db.store().teamspace("acme").await.unwrap();
     assert_eq!(db.store().count_members(acme.id).await.unwrap(), 60);
     assert_eq!(count(db.store(), "audit_events").await, 60);
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_unchanged_snapshot_is_skipped_only_while_nothing_else_changed() {
+    let db = temp_db_with(MaxRemovals::Count(100)).await;
+    let with_email = |mail: &str| {
+        let mut member = claim(1);
+        member.email = mail.parse().unwrap();
+        Desired::Snapshot(vec![member])
+    };
+    // graph owns the attributes (it outranks csv); csv's differing email does not apply.
+    db.reconciler.run(&request("acme", "graph:dev"), with_email("graph@contoso.com")).await.unwrap();
+    let first = db.reconciler.run(&request("acme", "csv:hr"), with_email("csv@contoso.com")).await.unwrap();
+    assert_eq!((first.counts.updated, first.counts.unchanged), (0, 1));
+    let again = db.reconciler.run(&request("acme", "csv:hr"), with_email("csv@contoso.com")).await.unwrap();
+    assert_eq!((again.counts.updated, again.counts.unchanged), (0, 1), "a repeat changes nothing");
+
+    // graph lets go: the member stays (csv claims it) and csv's values may now apply, so the
+    // same csv snapshot must be planned in full, not skipped.
+    let mut let_go = request("acme", "graph:dev");
+    let_go.options.allow_mass_removal = true;
+    assert_eq!(db.reconciler.run(&let_go, Desired::Snapshot(vec![])).await.unwrap().outcome, Outcome::Applied);
+    let after = db.reconciler.run(&request("acme", "csv:hr"), with_email("csv@contoso.com")).await.unwrap();
+    assert_eq!(after.counts.updated, 1, "{:?}", after.counts);
+    let acme = db.store().teamspace("acme").await.unwrap();
+    let members = db.store().list_members(acme.id, None).await.unwrap();
+    assert_eq!(members[0].email, "csv@contoso.com");
+    assert_eq!(members[0].sources, ["csv:hr"]);
+    let before = fingerprint(db.store()).await;
+    let repeat = db.reconciler.run(&request("acme", "csv:hr"), with_email("CSV@contoso.com")).await.unwrap();
+    assert_eq!((repeat.counts.updated, repeat.counts.unchanged), (0, 1), "email case is not a change");
+    let changed: Vec<_> = fingerprint(db.store()).await.into_iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(changed, [format!("{} applied", repeat.run_id)], "an empty plan writes only its run");
 }

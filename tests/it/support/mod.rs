@@ -92,18 +92,29 @@ pub async fn fingerprint(store: &Store) -> Vec<String> {
         "SELECT teamspace_id || ' ' || hex(oid) || ' ' || email || ' ' || ifnull(display_name, '-') || ' ' || attrs_source_id || ' ' || updated_at FROM members ORDER BY 1",
         "SELECT teamspace_id || ' ' || hex(oid) || ' ' || source_id FROM claims ORDER BY 1",
         "SELECT id || ' ' || run_id || ' ' || action || ' ' || hex(oid) FROM audit_events ORDER BY id",
-        "SELECT event_id || ' ' || status FROM outbox ORDER BY event_id",
+        "SELECT teamspace_id || ' ' || event_id || ' ' || status FROM outbox ORDER BY event_id",
         "SELECT id || ' ' || outcome FROM runs ORDER BY id",
         "SELECT 'planned ' || count(*) FROM planned_changes",
         "SELECT name || ' v' || version FROM teamspaces ORDER BY name",
         "SELECT id || ' v' || version FROM sources ORDER BY id",
     ];
+    let problems = store.check_integrity().await.unwrap();
+    assert!(problems.is_empty(), "integrity: {problems:?}");
     let mut all = Vec::new();
     for sql in queries {
         let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(store.pool()).await.unwrap();
         all.extend(rows);
     }
     all
+}
+
+/// Integrity problems of the database at `path` (opened the way the binary opens it).
+pub fn integrity_of(path: &Path) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&StoreSettings::new(format!("sqlite://{}", path.display()))).await.unwrap();
+        store.check_integrity().await.unwrap()
+    })
 }
 
 /// A project directory with a config file, for driving the binary.

@@ -1,0 +1,173 @@
+//! The CSV source: a file (or stdin) → validated claims, streamed, never a whole-file string.
+//! Plain CSV or TSV, UTF-8 with or without BOM, CRLF or LF, quoted fields with separators,
+//! quotes and newlines.
+
+mod columns;
+mod rows;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::domain::TenantId;
+use crate::plan::DesiredClaim;
+
+pub use columns::{CsvFormat, HeaderError};
+pub use rows::InvalidRow;
+
+/// A file that cannot be read as members at all (exit 2, or 1 for I/O).
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The header row does not name the columns we need.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// No header row.
+    #[error("the file is empty: a header row is required (e.g. `email,oid,display_name`)")]
+    Empty,
+    /// The header is not text.
+    #[error("the header row is not UTF-8 text; is this a CSV file?")]
+    NotText,
+    /// Reading failed.
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The CSV parser gave up (only I/O errors reach here; malformed rows are reported per row).
+    #[error("cannot parse the file: {0}")]
+    Parse(#[from] csv::Error),
+}
+
+/// Counts of what the file held.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadSummary {
+    /// Recognised format.
+    pub format: Option<CsvFormat>,
+    /// `,` or `\t`.
+    pub delimiter: String,
+    /// Data rows read (blank lines not counted).
+    pub rows: u64,
+    /// Distinct valid members.
+    pub valid: u64,
+    /// Exact repeats collapsed.
+    pub duplicates: u64,
+    /// Rows skipped because `accountEnabled` is false.
+    pub disabled: u64,
+    /// Rows with at least one problem.
+    pub invalid_rows: u64,
+}
+
+/// The file, validated.
+#[derive(Debug)]
+pub struct CsvContents {
+    /// One claim per member, in file order.
+    pub claims: Vec<DesiredClaim>,
+    /// Counts.
+    pub summary: ReadSummary,
+    /// Every problem, by line.
+    pub invalid: Vec<InvalidRow>,
+}
+
+/// Reading options.
+pub struct ReadOptions {
+    /// The teamspace's tenant: a `tenant_id` column must match it.
+    pub tenant: TenantId,
+    /// Force tab-separated (a `.tsv` file name); otherwise detected from the header.
+    pub tab_separated: bool,
+    /// Called every few thousand rows with the count so far (progress bars).
+    pub on_progress: Option<Box<dyn FnMut(u64)>>,
+}
+
+impl ReadOptions {
+    /// Options for `path` (`-` is stdin): `.tsv` files are tab-separated.
+    pub fn for_path(path: &Path, tenant: TenantId) -> Self {
+        let tab_separated = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+        ReadOptions { tenant, tab_separated, on_progress: None }
+    }
+}
+
+const PROGRESS_EVERY: u64 = 8192;
+
+/// Reads and validates members from `input`.
+pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, CsvError> {
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let delimiter = if options.tab_separated || header_looks_tab_separated(input.fill_buf()?) { b'\t' } else { b',' };
+    // Records end at '\n' only (a '\r' before it is trimmed like any surrounding space), and a
+    // final '\n' is appended, so every record is terminated the same way and its first line is
+    // exactly (lines consumed) - (newlines inside it) - 1, whatever the file's line endings.
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(input.chain(&b"\n"[..]));
+
+    let mut record = csv::ByteRecord::new();
+    let header = loop {
+        if !reader.read_byte_record(&mut record)? {
+            return Err(CsvError::Empty);
+        }
+        let fields = text_fields(&record).map_err(|_| CsvError::NotText)?;
+        if fields.iter().any(|f| !f.is_empty()) {
+            break fields.into_iter().map(|f| f.trim_start_matches('\u{feff}').to_owned()).collect::<Vec<_>>();
+        }
+    };
+    let columns = columns::resolve(&header)?;
+
+    let mut summary = ReadSummary {
+        format: Some(columns.format),
+        delimiter: if delimiter == b'\t' { "\\t".into() } else { ",".into() },
+        ..ReadSummary::default()
+    };
+    let mut parsed = Vec::new();
+    let mut invalid = Vec::new();
+    while reader.read_byte_record(&mut record)? {
+        let embedded: u64 = record.iter().map(|f| f.iter().filter(|b| **b == b'\n').count() as u64).sum();
+        let line = reader.position().line().saturating_sub(embedded + 1);
+        let fields = match text_fields(&record) {
+            Ok(fields) => fields,
+            Err(column) => {
+                let field = header.get(column).cloned().unwrap_or_else(|| "row".to_owned());
+                summary.rows += 1;
+                summary.invalid_rows += 1;
+                invalid.push(InvalidRow { line, field, message: "is not valid UTF-8".into() });
+                continue;
+            }
+        };
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        summary.rows += 1;
+        if summary.rows % PROGRESS_EVERY == 0 {
+            if let Some(progress) = options.on_progress.as_mut() {
+                progress(summary.rows);
+            }
+        }
+        match rows::check_row(line, &fields, &columns, options.tenant) {
+            rows::RowVerdict::Valid(row) => parsed.push(row),
+            rows::RowVerdict::Disabled => summary.disabled += 1,
+            rows::RowVerdict::Invalid(problems) => {
+                summary.invalid_rows += 1;
+                invalid.extend(problems);
+            }
+        }
+    }
+    let deduplicated = rows::deduplicate(parsed, &mut invalid);
+    summary.invalid_rows += deduplicated.conflicting;
+    invalid.sort_by(|a, b| (a.line, &a.field).cmp(&(b.line, &b.field)));
+    summary.duplicates = deduplicated.duplicates;
+    summary.valid = deduplicated.claims.len() as u64;
+    Ok(CsvContents { claims: deduplicated.claims, summary, invalid })
+}
+
+/// Trimmed UTF-8 fields, or the index of the first field that is not UTF-8.
+fn text_fields(record: &csv::ByteRecord) -> Result<Vec<&str>, usize> {
+    record.iter().enumerate().map(|(i, f)| std::str::from_utf8(f).map(str::trim).map_err(|_| i)).collect()
+}
+
+/// A header with tabs and no commas is TSV (the `az … -o tsv` output with a header added).
+fn header_looks_tab_separated(start: &[u8]) -> bool {
+    let first_line = start.split(|b| *b == b'\n').next().unwrap_or_default();
+    first_line.contains(&b'\t') && !first_line.contains(&b',')
+}
+
+#[cfg(test)]
+mod tests;
