@@ -144,7 +144,7 @@ impl Reconciler {
             tracing::debug!("snapshot unchanged since this source last applied it; nothing to plan");
             Plan { changes: Vec::new(), unchanged: snapshot_len }
         } else {
-            Planner::new(source.id, ranks).plan(&desired, &current)
+            Planner::new(source.id, ranks).plan(desired, &current)
         };
         let planned_at = Millis::now();
         let trip = guard::check(

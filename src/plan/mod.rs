@@ -97,8 +97,8 @@ pub enum MemberChange {
     /// Email or display name changes. `previous` is filled in from the store before the plan
     /// is recorded (the planner only sees fingerprints).
     Update {
-        /// The values before the change.
-        previous: Option<Attributes>,
+        /// The values before the change (boxed: most rows are not updates).
+        previous: Option<Box<Attributes>>,
     },
     /// The member is not affected (only a claim moves).
     Unchanged,
@@ -181,9 +181,18 @@ impl Plan {
 }
 
 /// What the source wants for one oid.
-enum Intent<'a> {
-    Want(&'a DesiredClaim),
-    DropMine,
+enum Intent {
+    Want(DesiredClaim),
+    DropMine(Oid),
+}
+
+impl Intent {
+    fn oid(&self) -> Oid {
+        match self {
+            Intent::Want(claim) => claim.oid,
+            Intent::DropMine(oid) => *oid,
+        }
+    }
 }
 
 impl Planner {
@@ -196,16 +205,18 @@ impl Planner {
     /// Plans `desired` against `current` (every current member the source may touch: for a
     /// snapshot, the whole teamspace; for deltas, at least the oids they name). `current` may
     /// come in any order (the store hands it sorted, which skips a sort). Duplicate oids in
-    /// the input: the last one wins.
-    pub fn plan(&self, desired: &Desired, current: &[CurrentMember]) -> Plan {
-        let (intents, drop_unlisted) = match desired {
-            Desired::Snapshot(claims) => (claims.iter().map(|c| (c.oid, Intent::Want(c))).collect(), true),
+    /// the input: the last one wins. Takes `desired` by value so that its strings move into
+    /// the plan instead of being copied: a million-member snapshot is large.
+    pub fn plan(&self, desired: Desired, current: &[CurrentMember]) -> Plan {
+        let (intents, drop_unlisted): (Vec<Intent>, bool) = match desired {
+            // Same size and alignment: collected in place, no second buffer.
+            Desired::Snapshot(claims) => (claims.into_iter().map(Intent::Want).collect(), true),
             Desired::Deltas(deltas) => (
                 deltas
-                    .iter()
+                    .into_iter()
                     .map(|delta| match delta {
-                        Delta::Upsert(claim) => (claim.oid, Intent::Want(claim)),
-                        Delta::Drop(oid) => (*oid, Intent::DropMine),
+                        Delta::Upsert(claim) => Intent::Want(claim),
+                        Delta::Drop(oid) => Intent::DropMine(oid),
                     })
                     .collect(),
                 false,
@@ -217,37 +228,41 @@ impl Planner {
             current.sort_unstable_by_key(|m| m.oid);
         }
 
-        let mut plan = Plan::default();
-        let mut record = |oid: Oid, intent: &Intent<'_>, existing: Option<&CurrentMember>| match self
-            .decide(oid, intent, existing)
-        {
-            Some(change) => plan.changes.push(change),
-            None if matches!(intent, Intent::Want(_)) => plan.unchanged += 1,
-            None => {}
+        // Reserved, not touched: pages of capacity never used are never resident, while
+        // doubling as we go would briefly hold the old and new buffers at once.
+        let mut plan = Plan { changes: Vec::with_capacity(intents.len() + current.len()), unchanged: 0 };
+        let mut record = |intent: Intent, existing: Option<&CurrentMember>| {
+            let wanted = matches!(intent, Intent::Want(_));
+            match self.decide(intent, existing) {
+                Some(change) => plan.changes.push(change),
+                None if wanted => plan.unchanged += 1,
+                None => {}
+            }
         };
         // Merge join: both sides ascend by oid.
         let mut members = current.into_iter().peekable();
-        for (oid, intent) in &intents {
-            while let Some(member) = members.next_if(|m| m.oid < *oid) {
+        for intent in intents {
+            let oid = intent.oid();
+            while let Some(member) = members.next_if(|m| m.oid < oid) {
                 if drop_unlisted {
-                    record(member.oid, &Intent::DropMine, Some(member));
+                    record(Intent::DropMine(member.oid), Some(member));
                 }
             }
-            let existing = members.next_if(|m| m.oid == *oid);
-            record(*oid, intent, existing);
+            let existing = members.next_if(|m| m.oid == oid);
+            record(intent, existing);
         }
         if drop_unlisted {
             for member in members {
-                record(member.oid, &Intent::DropMine, Some(member));
+                record(Intent::DropMine(member.oid), Some(member));
             }
         }
         plan
     }
 
-    fn decide(&self, oid: Oid, intent: &Intent<'_>, existing: Option<&CurrentMember>) -> Option<Change> {
+    fn decide(&self, intent: Intent, existing: Option<&CurrentMember>) -> Option<Change> {
         match (intent, existing) {
             (Intent::Want(claim), None) => Some(Change {
-                oid,
+                oid: claim.oid,
                 claim: ClaimChange::Gain,
                 member: MemberChange::Add,
                 attributes: Some(attributes_of(claim)),
@@ -258,6 +273,7 @@ impl Planner {
                 // A source that gives no name leaves the stored one alone.
                 let name_differs =
                     claim.display_name.as_deref().is_some_and(|n| Some(fingerprint::name(n)) != member.name_hash);
+                let oid = claim.oid;
                 if (email_differs || name_differs) && self.may_write_attributes(member) {
                     Some(Change {
                         oid,
@@ -271,11 +287,11 @@ impl Planner {
                     None
                 }
             }
-            (Intent::DropMine, Some(member)) if member.claims.contains(&self.me) => {
+            (Intent::DropMine(oid), Some(member)) if member.claims.contains(&self.me) => {
                 let fate = if member.claims.len() == 1 { MemberChange::Remove } else { MemberChange::Unchanged };
                 Some(Change { oid, claim: ClaimChange::Drop, member: fate, attributes: None })
             }
-            (Intent::DropMine, _) => None,
+            (Intent::DropMine(_), _) => None,
         }
     }
 
@@ -323,21 +339,23 @@ pub fn snapshot_digest(claims: &[DesiredClaim]) -> [u8; 16] {
 }
 
 /// Sorts by oid, keeping only the last intent given for each oid.
-fn sorted_last_wins(mut intents: Vec<(Oid, Intent<'_>)>) -> Vec<(Oid, Intent<'_>)> {
+fn sorted_last_wins(mut intents: Vec<Intent>) -> Vec<Intent> {
     // Stable sort keeps input order among equal oids, so the last of each run is the last given.
-    intents.sort_by_key(|(oid, _)| *oid);
-    let mut kept: Vec<(Oid, Intent<'_>)> = Vec::with_capacity(intents.len());
-    for item in intents {
-        match kept.last_mut() {
-            Some(last) if last.0 == item.0 => *last = item,
-            _ => kept.push(item),
+    intents.sort_by_key(Intent::oid);
+    let mut write = 0;
+    for read in 0..intents.len() {
+        if read + 1 < intents.len() && intents[read + 1].oid() == intents[read].oid() {
+            continue;
         }
+        intents.swap(write, read);
+        write += 1;
     }
-    kept
+    intents.truncate(write);
+    intents
 }
 
-fn attributes_of(claim: &DesiredClaim) -> Attributes {
-    Attributes { email: claim.email.clone(), display_name: claim.display_name.clone() }
+fn attributes_of(claim: DesiredClaim) -> Attributes {
+    Attributes { email: claim.email, display_name: claim.display_name }
 }
 
 #[cfg(test)]

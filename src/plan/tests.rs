@@ -139,7 +139,7 @@ proptest! {
         me in 1i64..=3,
     ) {
         let planner = planner(me);
-        let plan = planner.plan(&Desired::Snapshot(snapshot.clone()), &to_current(&state));
+        let plan = planner.plan(Desired::Snapshot(snapshot.clone()), &to_current(&state));
         let next = apply(&state, &plan, me);
 
         let wanted = last_wins(&snapshot);
@@ -157,7 +157,7 @@ proptest! {
         prop_assert!(next.values().all(|m| !m.claims.is_empty()), "a member without claims survived");
         prop_assert_eq!(others_claims(&state, me), others_claims(&next, me));
 
-        let again = planner.plan(&Desired::Snapshot(snapshot), &to_current(&next));
+        let again = planner.plan(Desired::Snapshot(snapshot), &to_current(&next));
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes);
         prop_assert_eq!(again.unchanged, wanted.len() as u64);
     }
@@ -175,7 +175,7 @@ proptest! {
         me in 1i64..=3,
     ) {
         let planner = planner(me);
-        let plan = planner.plan(&Desired::Deltas(deltas.clone()), &to_current(&state));
+        let plan = planner.plan(Desired::Deltas(deltas.clone()), &to_current(&state));
         let next = apply(&state, &plan, me);
 
         let named: BTreeSet<Oid> = deltas.iter().map(|d| match d { Delta::Upsert(c) => c.oid, Delta::Drop(o) => *o }).collect();
@@ -185,7 +185,7 @@ proptest! {
             }
         }
         prop_assert_eq!(others_claims(&state, me), others_claims(&next, me));
-        let again = planner.plan(&Desired::Deltas(deltas), &to_current(&next));
+        let again = planner.plan(Desired::Deltas(deltas), &to_current(&next));
         prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.changes);
     }
 }
@@ -200,12 +200,12 @@ fn a_stronger_source_overrides_attributes_and_a_weaker_one_does_not() {
     let wants =
         |mail| Desired::Deltas(vec![Delta::Upsert(DesiredClaim { oid, email: email(mail), display_name: None })]);
 
-    let weaker = planner(3).plan(&wants(1), &to_current(&state));
+    let weaker = planner(3).plan(wants(1), &to_current(&state));
     assert_eq!(weaker.changes.len(), 1);
     assert_eq!(weaker.changes[0].member, MemberChange::Unchanged, "csv must not override graph");
     assert_eq!(weaker.changes[0].claim, ClaimChange::Gain);
 
-    let stronger = planner(1).plan(&wants(1), &to_current(&state));
+    let stronger = planner(1).plan(wants(1), &to_current(&state));
     assert!(matches!(stronger.changes[0].member, MemberChange::Update { .. }));
     assert_eq!(stronger.counts(), Counts { added: 0, removed: 0, updated: 1, unchanged: 0 });
 }
@@ -217,7 +217,7 @@ fn dropping_a_shared_member_keeps_it() {
         oid,
         Modelled { email: email(0), display_name: None, attrs_source: 2, claims: BTreeSet::from([2, 3]) },
     )]);
-    let plan = planner(2).plan(&Desired::Snapshot(vec![]), &to_current(&state));
+    let plan = planner(2).plan(Desired::Snapshot(vec![]), &to_current(&state));
     assert_eq!(plan.changes.len(), 1);
     assert_eq!(plan.changes[0].claim, ClaimChange::Drop);
     assert_eq!(plan.changes[0].member, MemberChange::Unchanged);

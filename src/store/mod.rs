@@ -120,8 +120,9 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(settings.busy_timeout)
-            // Bulk runs touch millions of B-tree pages; 64 MiB of cache keeps them hot.
-            .pragma("cache_size", "-65536")
+            // Bulk writes append in key order, so only each B-tree's right edge must stay hot:
+            // 16 MiB measured as fast as 64 MiB on a million-member import, with 48 MiB less RSS.
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new().max_connections(settings.max_connections).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;

@@ -140,7 +140,7 @@ impl WriteSession {
                 .ok_or_else(|| StoreError::corrupt("members", format!("{} is planned but not stored", change.oid)))?;
             match (&mut change.member, change.attributes.as_mut()) {
                 (MemberChange::Update { previous }, Some(new)) => {
-                    *previous = Some(current.clone());
+                    *previous = Some(Box::new(current.clone()));
                     if new.display_name.is_none() {
                         new.display_name = current.display_name.clone();
                     }

@@ -117,7 +117,8 @@ pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, C
         delimiter: if delimiter == b'\t' { "\\t".into() } else { ",".into() },
         ..ReadSummary::default()
     };
-    let mut parsed = Vec::new();
+    let mut claims = Vec::new();
+    let mut lines = Vec::new();
     let mut invalid = Vec::new();
     while reader.read_byte_record(&mut record)? {
         let embedded: u64 = record.iter().map(|f| f.iter().filter(|b| **b == b'\n').count() as u64).sum();
@@ -142,7 +143,11 @@ pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, C
             }
         }
         match rows::check_row(line, &fields, &columns, options.tenant) {
-            rows::RowVerdict::Valid(row) => parsed.push(row),
+            rows::RowVerdict::Valid(claim) => {
+                claims.push(claim);
+                // Lines past 4 billion cannot occur in a file we could hold in memory anyway.
+                lines.push(u32::try_from(line).unwrap_or(u32::MAX));
+            }
             rows::RowVerdict::Disabled => summary.disabled += 1,
             rows::RowVerdict::Invalid(problems) => {
                 summary.invalid_rows += 1;
@@ -150,12 +155,12 @@ pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, C
             }
         }
     }
-    let deduplicated = rows::deduplicate(parsed, &mut invalid);
+    let deduplicated = rows::deduplicate(&mut claims, &mut lines, &mut invalid);
     summary.invalid_rows += deduplicated.conflicting;
     invalid.sort_by(|a, b| (a.line, &a.field).cmp(&(b.line, &b.field)));
     summary.duplicates = deduplicated.duplicates;
-    summary.valid = deduplicated.claims.len() as u64;
-    Ok(CsvContents { claims: deduplicated.claims, summary, invalid })
+    summary.valid = claims.len() as u64;
+    Ok(CsvContents { claims, summary, invalid })
 }
 
 /// Trimmed UTF-8 fields, or the index of the first field that is not UTF-8.

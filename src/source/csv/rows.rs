@@ -1,12 +1,10 @@
 //! Row checks: each row on its own (GUIDs, addresses, tenant, `accountEnabled`), then across
 //! rows (the same oid or email twice with different values). Problems are collected, never fatal.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-
 use serde::Serialize;
 
-use crate::domain::{Email, Oid, TenantId};
+use crate::domain::{fingerprint, Email, Oid, TenantId};
+
 use crate::plan::DesiredClaim;
 
 use super::columns::Columns;
@@ -22,19 +20,10 @@ pub struct InvalidRow {
     pub message: String,
 }
 
-/// A row that passed its own checks.
-#[derive(Debug)]
-pub struct ParsedRow {
-    /// Line where the row starts.
-    pub line: u64,
-    /// What it says.
-    pub claim: DesiredClaim,
-}
-
 /// What one row turned out to be.
 pub enum RowVerdict {
     /// Usable.
-    Valid(ParsedRow),
+    Valid(DesiredClaim),
     /// `accountEnabled` is false: skipped, counted.
     Disabled,
     /// One or more problems.
@@ -98,38 +87,14 @@ pub fn check_row(line: u64, fields: &[&str], columns: &Columns, tenant: TenantId
     match (oid, email) {
         (Some(oid), Some(email)) if problems.is_empty() => {
             let name = columns.display_name.map(|i| fields[i]).filter(|n| !n.is_empty());
-            RowVerdict::Valid(ParsedRow {
-                line,
-                claim: DesiredClaim { oid, email, display_name: name.map(Into::into) },
-            })
+            RowVerdict::Valid(DesiredClaim { oid, email, display_name: name.map(Into::into) })
         }
         _ => RowVerdict::Invalid(problems),
     }
 }
 
-/// An email as a map key that ignores ASCII case, without allocating a lower-case copy.
-struct Caseless<'a>(&'a str);
-
-impl Hash for Caseless<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for byte in self.0.bytes() {
-            state.write_u8(byte.to_ascii_lowercase());
-        }
-    }
-}
-
-impl PartialEq for Caseless<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(other.0)
-    }
-}
-
-impl Eq for Caseless<'_> {}
-
 /// The outcome of the cross-row checks.
 pub struct Deduplicated {
-    /// One claim per oid, in file order.
-    pub claims: Vec<DesiredClaim>,
     /// Exact repeats collapsed.
     pub duplicates: u64,
     /// Rows dropped because they conflict with another row.
@@ -137,58 +102,91 @@ pub struct Deduplicated {
 }
 
 /// Collapses exact repeats; reports every row of an oid (or email) that appears with
-/// different values, since no row of such a set can be trusted over the others.
-pub fn deduplicate(rows: Vec<ParsedRow>, invalid: &mut Vec<InvalidRow>) -> Deduplicated {
-    let mut keep = vec![true; rows.len()];
+/// different values, since no row of such a set can be trusted over the others. Works by
+/// sorting fixed-width keys (16 or 8 bytes and a row index) rather than hashing: a million
+/// rows need 48 MB of keys instead of two hash maps of 100 MB. `claims` and `lines` are
+/// filtered in place.
+pub fn deduplicate(
+    claims: &mut Vec<DesiredClaim>,
+    lines: &mut Vec<u32>,
+    invalid: &mut Vec<InvalidRow>,
+) -> Deduplicated {
+    let mut keep = vec![true; claims.len()];
     let mut duplicates = 0;
-    {
-        // foldhash: these maps hold a million keys in a large import, and SipHash's DoS
-        // resistance buys nothing against a file the operator chose to import.
-        let hasher = foldhash::fast::RandomState::default;
-        let mut by_oid: HashMap<Oid, usize, _> = HashMap::with_capacity_and_hasher(rows.len(), hasher());
-        let mut by_email: HashMap<Caseless<'_>, usize, _> = HashMap::with_capacity_and_hasher(rows.len(), hasher());
-        for (index, row) in rows.iter().enumerate() {
-            let claim = &row.claim;
-            if let Some(&first) = by_oid.get(&claim.oid) {
-                let earlier = &rows[first];
-                keep[index] = false;
-                if earlier.claim == *claim {
-                    duplicates += 1;
-                } else {
-                    keep[first] = false;
-                    invalid.push(conflict(
-                        row,
-                        earlier,
-                        "oid",
-                        &format!("{} appears with different values", claim.oid),
-                    ));
-                    invalid.push(conflict(
-                        earlier,
-                        row,
-                        "oid",
-                        &format!("{} appears with different values", claim.oid),
-                    ));
-                }
-                continue;
+    let report = |invalid: &mut Vec<InvalidRow>, field: &str, what: &str, row: usize, other: usize| {
+        invalid.push(InvalidRow {
+            line: lines[row].into(),
+            field: field.to_owned(),
+            message: format!("{what} (see line {})", lines[other]),
+        });
+    };
+
+    // (oid, row) keys sorted, so repeats of an oid end up adjacent, first row first. The oid is
+    // split into two u64 halves so the keys sort without chasing pointers into `claims`.
+    let mut by_oid: Vec<(u64, u64, u32)> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let bytes = c.oid.to_bytes();
+            let (high, low) = bytes.split_at(8);
+            let half = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+            (half(high), half(low), i as u32)
+        })
+        .collect();
+    by_oid.sort_unstable();
+    let by_oid: Vec<u32> = by_oid.into_iter().map(|(_, _, i)| i).collect();
+    for run in by_oid.chunk_by(|a, b| claims[*a as usize].oid == claims[*b as usize].oid).filter(|run| run.len() > 1) {
+        let first = run[0] as usize;
+        let all_equal = run[1..].iter().all(|i| claims[*i as usize] == claims[first]);
+        for index in &run[1..] {
+            keep[*index as usize] = false;
+        }
+        if all_equal {
+            duplicates += (run.len() - 1) as u64;
+        } else {
+            let what = format!("{} appears with different values", claims[first].oid);
+            for (position, index) in run.iter().enumerate() {
+                let other = if position == 0 { run[1] } else { run[0] };
+                keep[*index as usize] = false;
+                report(invalid, "oid", &what, *index as usize, other as usize);
             }
-            by_oid.insert(claim.oid, index);
-            if let Some(&first) = by_email.get(&Caseless(claim.email.as_str())) {
-                let earlier = &rows[first];
-                keep[index] = false;
-                keep[first] = false;
-                let what = format!("{} belongs to two different oids", claim.email);
-                invalid.push(conflict(row, earlier, "email", &what));
-                invalid.push(conflict(earlier, row, "email", &what));
-                continue;
-            }
-            by_email.insert(Caseless(claim.email.as_str()), index);
         }
     }
-    let dropped = keep.iter().filter(|k| !**k).count() as u64;
-    let claims = rows.into_iter().zip(keep).filter(|(_, keep)| *keep).map(|(row, _)| row.claim).collect();
-    Deduplicated { claims, duplicates, conflicting: dropped - duplicates }
-}
+    drop(by_oid);
 
-fn conflict(row: &ParsedRow, other: &ParsedRow, field: &str, what: &str) -> InvalidRow {
-    InvalidRow { line: row.line, field: field.to_owned(), message: format!("{what} (see line {})", other.line) }
+    // Among the rows left (one per oid), the same email (any case) twice means two oids.
+    let mut by_email: Vec<(i64, u32)> = claims
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep[*i])
+        .map(|(i, c)| (fingerprint::email(&c.email), i as u32))
+        .collect();
+    by_email.sort_unstable();
+    for run in by_email.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        let first = run[0].1 as usize;
+        // A fingerprint collision between different addresses (2^-64) is not a conflict.
+        if run.iter().any(|(_, i)| claims[*i as usize].email != claims[first].email) {
+            continue;
+        }
+        let what = format!("{} belongs to two different oids", claims[first].email);
+        for (position, (_, index)) in run.iter().enumerate() {
+            let other = if position == 0 { run[1].1 } else { run[0].1 };
+            keep[*index as usize] = false;
+            report(invalid, "email", &what, *index as usize, other as usize);
+        }
+    }
+    drop(by_email);
+
+    let dropped = keep.iter().filter(|k| !**k).count() as u64;
+    let mut index = 0;
+    claims.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
+    let mut index = 0;
+    lines.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
+    Deduplicated { duplicates, conflicting: dropped - duplicates }
 }
