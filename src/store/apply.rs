@@ -240,6 +240,20 @@ struct Scope<'t> {
     now: Millis,
 }
 
+/// Runs `sql(rows)` once per chunk of `changes`, binding only their oids.
+async fn for_oid_chunks(tx: &mut Tx, changes: &[&Change], sql: impl Fn(usize) -> String) -> Result<(), StoreError> {
+    for chunk in changes.chunks(CHUNK_ROWS) {
+        let oids = oid_bytes(chunk.iter().copied());
+        let sql = sql(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for oid in &oids {
+            query = query.bind(&oid[..]);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Binds email, display name and their fingerprints, in that order.
 fn bind_attributes<'q>(
     query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
@@ -297,42 +311,27 @@ async fn write_members(scope: Scope<'_>, plan: &Plan, run_id: RunId) -> Result<O
         }
         query.execute(&mut **tx).await?;
     }
-    for chunk in selected(plan, |c| c.claim == ClaimChange::Gain).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
+    let gained = selected(plan, |c| c.claim == ClaimChange::Gain);
+    for_oid_chunks(tx, &gained, |rows| {
+        format!(
             "INSERT INTO claims (teamspace_id, oid, source_id, created_at) VALUES {}",
-            values_list(&format!("({teamspace_id}, ?, {source_id}, {now})"), chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for oid in &oids {
-            query = query.bind(&oid[..]);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for chunk in selected(plan, |c| c.claim == ClaimChange::Drop).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
+            values_list(&format!("({teamspace_id}, ?, {source_id}, {now})"), rows)
+        )
+    })
+    .await?;
+    let dropped = selected(plan, |c| c.claim == ClaimChange::Drop);
+    for_oid_chunks(tx, &dropped, |rows| {
+        format!(
             "DELETE FROM claims WHERE teamspace_id = {teamspace_id} AND source_id = {source_id} AND oid IN ({})",
-            values_list("?", chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for oid in &oids {
-            query = query.bind(&oid[..]);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for chunk in selected(plan, |c| c.member == MemberChange::Remove).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
-            "DELETE FROM members WHERE teamspace_id = {teamspace_id} AND oid IN ({})",
-            values_list("?", chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for oid in &oids {
-            query = query.bind(&oid[..]);
-        }
-        query.execute(&mut **tx).await?;
-    }
+            values_list("?", rows)
+        )
+    })
+    .await?;
+    let removed = selected(plan, |c| c.member == MemberChange::Remove);
+    for_oid_chunks(tx, &removed, |rows| {
+        format!("DELETE FROM members WHERE teamspace_id = {teamspace_id} AND oid IN ({})", values_list("?", rows))
+    })
+    .await?;
     // Event ids are assigned here (the session holds the write lock, so nobody else takes
     // ids meanwhile); the outbox rows are then generated from the id range instead of being
     // read back from the audit rows just written.

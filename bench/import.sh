@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# CSV import benchmark (issues 2 and 3), every figure measured in the same run:
+#   ref      sqlite3 ".mode csv" ".import FILE t" into a table with PRIMARY KEY(oid)
+#   first    c7sync import FILE into an empty teamspace (validation, plan, members, claims,
+#            audit and outbox rows, one transaction)
+#   repeat   the same file again (a no-op plan)
+#   replan   the same file again after another source changed the teamspace, so the
+#            unchanged-snapshot shortcut cannot apply and all members are loaded and planned
+# Prints the median of ROUNDS rounds (wall seconds, peak RSS) and the ratios to ref.
+#
+# usage: bench/import.sh [ROWS] [ROUNDS]        (defaults 1000000 and 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-1000000}
+rounds=${2:-3}
+out=bench/out
+mkdir -p "$out"
+file="$out/members-$rows.csv"
+[ -f "$file" ] || python3 bench/gen_members.py "$rows" "$file"
+file=$(realpath "$file")
+command -v sqlite3 >/dev/null || { echo "bench needs sqlite3 (apt-get install sqlite3)"; exit 2; }
+cargo build --release --quiet
+bin=$PWD/target/release/c7sync
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp samples/c7sync.toml "$work/"
+sed -i 's/^max_removals = .*/max_removals = "100%"/' "$work/c7sync.toml"
+
+# measure NAME CMD...: appends "NAME seconds peak_kb" to $work/results
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"
+  echo "$name $(cat "$work/time")" >>"$work/results"
+  grep -oE 'elapsed_ms=[0-9]+.*' "$work/stderr" | tail -1 | sed "s/^/    $name: /" || true
+}
+
+for round in $(seq "$rounds"); do
+  echo "round $round"
+  rm -f "$work/ref.db"
+  sqlite3 "$work/ref.db" "CREATE TABLE t(email TEXT, oid TEXT PRIMARY KEY, display_name TEXT);"
+  measure ref sqlite3 "$work/ref.db" ".mode csv" ".import --skip 1 $file t"
+  rm -f "$work"/c7sync.db*
+  (cd "$work" && "$bin" teamspace list >/dev/null)
+  export RUST_LOG=info
+  (cd "$work" && measure first "$bin" import "$file" --teamspace acme --mode replace --format json)
+  (cd "$work" && measure repeat "$bin" import "$file" --teamspace acme --mode replace --format json)
+  (cd "$work" && "$bin" members add --teamspace acme --oid 00000000-0000-4000-8000-000000000001 \
+      --email bench@contoso.com >/dev/null)
+  (cd "$work" && measure replan "$bin" import "$file" --teamspace acme --mode replace --format json)
+  unset RUST_LOG
+done
+
+python3 - "$work/results" "$rows" <<'PY'
+import statistics, sys
+results = {}
+for line in open(sys.argv[1]):
+    name, seconds, kb = line.split()
+    results.setdefault(name, []).append((float(seconds), int(kb)))
+ref = statistics.median(s for s, _ in results["ref"])
+print(f"\n{sys.argv[2]} rows, median of {len(results['ref'])} rounds")
+print(f"{'case':8} {'seconds':>8} {'ratio':>6} {'peak MB':>8}")
+for name in ["ref", "first", "repeat", "replan"]:
+    seconds = statistics.median(s for s, _ in results[name])
+    peak = max(kb for _, kb in results[name]) / 1024
+    print(f"{name:8} {seconds:8.2f} {seconds / ref:6.2f} {peak:8.0f}")
+PY
+sqlite3 --version | cut -d' ' -f1 | sed 's/^/reference sqlite3 /'
