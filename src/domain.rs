@@ -24,38 +24,40 @@ pub fn parse_guid(text: &str) -> Result<uuid::Uuid, InvalidGuid> {
 }
 
 /// An Entra object id (`oid` claim): a GUID, compared and printed lower-case canonical.
+///
+/// Held as its 16 bytes in GUID text order (big-endian): byte order is then numeric order, so
+/// our sort order and SQLite's BLOB index order agree. Bytes rather than a `u128` keep the
+/// alignment at 1, which keeps the million-entry planning structures free of padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Oid(u128);
+pub struct Oid([u8; 16]);
 
 impl Oid {
-    /// Big-endian bytes: their memcmp order equals the numeric order, so SQLite's
-    /// BLOB index order and our sort order agree.
+    /// The 16 bytes as stored.
     pub fn to_bytes(self) -> [u8; 16] {
-        self.0.to_be_bytes()
+        self.0
     }
 
     /// Inverse of [`Oid::to_bytes`]; `None` unless exactly 16 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let array: [u8; 16] = bytes.try_into().ok()?;
-        Some(Oid(u128::from_be_bytes(array)))
+        bytes.try_into().ok().map(Oid)
     }
 
     /// Builds an oid from its numeric value (tests and benchmarks generate oids this way).
     pub fn from_u128(value: u128) -> Self {
-        Oid(value)
+        Oid(value.to_be_bytes())
     }
 }
 
 impl FromStr for Oid {
     type Err = InvalidGuid;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_guid(text).map(|u| Oid(u.as_u128()))
+        parse_guid(text).map(|u| Oid(*u.as_bytes()))
     }
 }
 
 impl fmt::Display for Oid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        uuid::Uuid::from_u128(self.0).hyphenated().fmt(f)
+        uuid::Uuid::from_bytes(self.0).hyphenated().fmt(f)
     }
 }
 

@@ -54,8 +54,9 @@ pub struct CurrentMember {
     pub name_hash: Option<i64>,
     /// The source whose values the email and name are.
     pub attrs_source: SourceKey,
-    /// Every source that claims the member (never empty for a stored member).
-    pub claims: SmallVec<[SourceKey; 2]>,
+    /// Every source that claims the member (never empty for a stored member). One inline
+    /// slot: most members have a single source, and a million of these are held at once.
+    pub claims: SmallVec<[SourceKey; 1]>,
 }
 
 /// A member's email and display name.
