@@ -13,10 +13,42 @@ use crate::plan::CurrentMember;
 pub const MEMBERS_PER_ROW: i64 = 16_384;
 
 /// The packed expression for members aliased `m`: `oid,email_hash,name_hash,attrs_source,claims`
-/// per member (claims space-separated), members separated by `;`, in oid order.
+/// per member (claims space-separated), members separated by `;`, in oid order. The claims
+/// subquery costs an index seek per member: used for small sets of oids.
 pub const PACKED_MEMBERS: &str = "group_concat(hex(m.oid) || ',' || m.email_hash || ',' || ifnull(m.name_hash, '') \
      || ',' || m.attrs_source_id || ',' || ifnull((SELECT group_concat(c.source_id, ' ') FROM claims c \
      WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid), ''), ';' ORDER BY m.oid)";
+
+/// A keyset page of a whole teamspace's members without their claims (same record format, empty
+/// claims field). Parameters: teamspace id, the last oid of the previous page.
+pub fn members_page_sql() -> String {
+    format!(
+        "SELECT group_concat(hex(oid) || ',' || email_hash || ',' || ifnull(name_hash, '') || ',' || attrs_source_id \
+         || ',', ';' ORDER BY oid) FROM (SELECT oid, email_hash, name_hash, attrs_source_id FROM members \
+         WHERE teamspace_id = ? AND oid > ? ORDER BY oid LIMIT {MEMBERS_PER_ROW})"
+    )
+}
+
+/// The claims of an oid range `(after, last]`, packed `oid,source;…` in (oid, source) order: a
+/// sequential scan of the claims table, cheaper than a seek per member.
+pub const CLAIMS_RANGE_SQL: &str = "SELECT group_concat(hex(oid) || ',' || source_id, ';' ORDER BY oid, source_id) \
+     FROM claims WHERE teamspace_id = ? AND oid > ? AND oid <= ?";
+
+/// Attaches packed claims (`oid,source;…`, oid order) to `members` (oid order).
+pub fn attach_claims(text: &str, members: &mut [CurrentMember]) -> Result<(), StoreError> {
+    let mut members = members.iter_mut().peekable();
+    for record in text.split(';').filter(|r| !r.is_empty()) {
+        let (oid, source) = record.split_once(',').ok_or_else(|| corrupt(record))?;
+        let oid = u128::from_str_radix(oid, 16).map(Oid::from_u128).map_err(|_| corrupt(record))?;
+        let source = source.parse().map_err(|_| corrupt(record))?;
+        // Claims without a member are skipped here and reported by Store::check_integrity.
+        while members.next_if(|m| m.oid < oid).is_some() {}
+        if let Some(member) = members.peek_mut().filter(|m| m.oid == oid) {
+            member.claims.push(source);
+        }
+    }
+    Ok(())
+}
 
 fn corrupt(record: &str) -> StoreError {
     StoreError::corrupt(
@@ -62,6 +94,15 @@ mod tests {
         assert_eq!(members[0].claims.as_slice(), [3, 7]);
         assert_eq!(members[1].name_hash, Some(12));
         assert!(unpack("zz,1,,1,1", &mut members).is_err());
+        let mut bare = Vec::new();
+        unpack("000000000000000000000000000000FF,1,,3,;00000000000000000000000000000100,2,,3,", &mut bare).unwrap();
+        attach_claims(
+            "000000000000000000000000000000F0,9;000000000000000000000000000000FF,3;000000000000000000000000000000FF,7",
+            &mut bare,
+        )
+        .unwrap();
+        assert_eq!(bare[0].claims.as_slice(), [3, 7]);
+        assert!(bare[1].claims.is_empty());
         assert!(unpack("000000000000000000000000000000FF,1", &mut members).is_err());
     }
 }

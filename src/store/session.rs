@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::apply::{apply_plan, record, Tx};
 use super::members::oid_of;
-use super::packed::{unpack, MEMBERS_PER_ROW, PACKED_MEMBERS};
+use super::packed::{attach_claims, members_page_sql, unpack, CLAIMS_RANGE_SQL, MEMBERS_PER_ROW, PACKED_MEMBERS};
 use super::values::{values_list, CHUNK_ROWS};
 use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
@@ -70,23 +70,29 @@ impl WriteSession {
         let teamspace = self.teamspace.id;
         match scope {
             Scope::All => {
-                // Keyset pages in oid order; each page is one packed row.
-                let sql = format!(
-                    "SELECT {PACKED_MEMBERS} FROM (SELECT teamspace_id, oid, email_hash, name_hash, attrs_source_id \
-                     FROM members WHERE teamspace_id = ? AND oid > ? ORDER BY oid LIMIT {MEMBERS_PER_ROW}) AS m"
-                );
+                // Keyset pages in oid order, each one packed row of members, then one packed
+                // row of the claims in the same oid range, merged.
+                let members_sql = members_page_sql();
                 let mut after: Vec<u8> = Vec::new();
                 loop {
                     let packed: Option<String> =
-                        sqlx::query_scalar(&sql).bind(teamspace).bind(&after).fetch_one(&mut *self.tx).await?;
-                    let before = members.len();
+                        sqlx::query_scalar(&members_sql).bind(teamspace).bind(&after).fetch_one(&mut *self.tx).await?;
+                    let first = members.len();
                     unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
-                    match members.last() {
-                        Some(last) if (members.len() - before) as i64 == MEMBERS_PER_ROW => {
-                            after = last.oid.to_bytes().to_vec()
-                        }
-                        _ => break,
+                    let Some(last) = members.last().map(|m| m.oid.to_bytes()).filter(|_| members.len() > first) else {
+                        break;
+                    };
+                    let claims: Option<String> = sqlx::query_scalar(CLAIMS_RANGE_SQL)
+                        .bind(teamspace)
+                        .bind(&after)
+                        .bind(&last[..])
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                    attach_claims(claims.as_deref().unwrap_or_default(), &mut members[first..])?;
+                    if ((members.len() - first) as i64) < MEMBERS_PER_ROW {
+                        break;
                     }
+                    after = last.to_vec();
                 }
             }
             Scope::Oids(oids) => {

@@ -267,3 +267,29 @@ async fn an_unchanged_snapshot_is_skipped_only_while_nothing_else_changed() {
     let changed: Vec<_> = fingerprint(db.store()).await.into_iter().filter(|r| !before.contains(r)).collect();
     assert_eq!(changed, [format!("{} applied", repeat.run_id)], "an empty plan writes only its run");
 }
+
+#[tokio::test]
+async fn a_teamspace_larger_than_one_load_page_plans_exactly() {
+    // 40,000 members span three pages of the packed load (16,384 each); some have two claims.
+    let db = temp_db_with(MaxRemovals::Count(100)).await;
+    db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..40_000)).await.unwrap();
+    let shared: Vec<Delta> =
+        [0, 16_383, 16_384, 16_385, 32_768, 39_999].into_iter().map(|n| Delta::Upsert(claim(n))).collect();
+    db.reconciler.run(&request("acme", "manual"), Desired::Deltas(shared)).await.unwrap();
+
+    // Drop the last 10 (one of them shared) and rename one member at a page boundary.
+    let mut next = claims(0..39_990);
+    next[16_384].email = "renamed@contoso.com".parse().unwrap();
+    let report = db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(next)).await.unwrap();
+    assert_eq!(
+        (report.counts.added, report.counts.removed, report.counts.updated, report.counts.unchanged),
+        (0, 9, 1, 39_989),
+        "{:?}",
+        report.counts
+    );
+    let acme = db.store().teamspace("acme").await.unwrap();
+    assert_eq!(db.store().count_members(acme.id).await.unwrap(), 39_991, "39,990 listed + 1 kept by its manual claim");
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
+    let again = db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..39_990))).await.unwrap();
+    assert_eq!((again.counts.updated, again.counts.removed), (1, 0), "the rename is reverted, nothing else moves");
+}
