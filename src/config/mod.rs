@@ -48,14 +48,6 @@ pub enum ConfigError {
     /// No config file where one was expected.
     #[error("no config file at {0}: pass --config PATH, set C7SYNC_CONFIG, or run `c7sync init`")]
     Missing(PathBuf),
-    /// A secret's environment variable is not set (reported when the source first runs).
-    #[error("environment variable {var} (named by `{key}`) is not set")]
-    MissingSecret {
-        /// The variable.
-        var: String,
-        /// The config key naming it.
-        key: String,
-    },
 }
 
 /// The validated configuration.
@@ -220,20 +212,5 @@ impl Config {
                 ),
             }
         })
-    }
-}
-
-impl TeamspaceConfig {
-    /// The configured source with this name.
-    pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
-        self.sources.iter().find(|s| &s.name == name)
-    }
-}
-
-/// Reads a secret named by the config; errors name the variable and the key, never a value.
-pub fn read_secret(var: &str, key: &str) -> Result<String, ConfigError> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(ConfigError::MissingSecret { var: var.to_owned(), key: key.to_owned() }),
     }
 }

@@ -310,11 +310,6 @@ impl Planner {
         // An unknown source ranks last; the key breaks ties so the older source wins.
         (self.ranks.get(&source).copied().unwrap_or(SourceKind::Csv), source)
     }
-
-    /// The planning source.
-    pub fn source(&self) -> SourceKey {
-        self.me
-    }
 }
 
 /// An order-independent digest of a snapshot: equal digests mean the same members with the

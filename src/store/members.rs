@@ -53,16 +53,6 @@ impl Store {
         Ok(n.unsigned_abs())
     }
 
-    /// Number of claims the source holds.
-    pub async fn count_claims(&self, teamspace_id: i64, source_id: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM claims WHERE teamspace_id = $1 AND source_id = $2")
-            .bind(teamspace_id)
-            .bind(source_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n.unsigned_abs())
-    }
-
     /// Members for listing, ordered by email, with the sources claiming each; `only` narrows
     /// the list to one member (the lookup behind `members remove` and the API).
     pub async fn list_members(&self, teamspace_id: i64, only: Option<Oid>) -> Result<Vec<MemberRecord>, StoreError> {

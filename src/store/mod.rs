@@ -129,12 +129,6 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Checks the database answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Mirrors the configured teamspaces into the database. Refuses to change the tenant of a
     /// teamspace that has members: their oids belong to the old tenant.
     pub async fn sync_teamspaces(&self, specs: &[TeamspaceSpec], now: Millis) -> Result<(), StoreError> {
