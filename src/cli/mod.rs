@@ -59,10 +59,10 @@ pub struct UsageError(pub String);
 
 /// Provision Context7 teamspace members from Microsoft Entra ID.
 ///
-/// Members come from sources: Entra groups read through Microsoft Graph (`sync`, `serve`),
-/// CSV files (`import`), Entra's SCIM provisioning (`serve`), and manual entries
-/// (`members add`). Every change goes through one reconcile core: planned, guarded against
-/// mass removal, applied in one transaction, audited.
+/// Members come from sources, each a claim that someone belongs: CSV files (`import`, or the
+/// csv sources in c7sync.toml, run by `sync`) and manual entries (`members add`). Every change
+/// goes through one reconcile core: planned, guarded against mass removal, applied in one
+/// transaction, audited (`runs`, `audit`).
 #[derive(Debug, Parser)]
 #[command(name = "c7sync", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -72,7 +72,7 @@ pub struct Cli {
     /// Database URL, overriding the config and $C7SYNC_DATABASE_URL (e.g. sqlite://c7sync.db)
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
-    /// Log format on stderr (level from $RUST_LOG; default warn for commands, info for serve)
+    /// Log format on stderr (level from $RUST_LOG, default warn; RUST_LOG=info adds a line per run)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(subcommand)]
