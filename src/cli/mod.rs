@@ -142,7 +142,11 @@ impl Context {
                 max_removals: t.max_removals,
             })
             .collect();
-        store.sync_teamspaces(&specs, Millis::now()).await?;
+        store.sync_teamspaces(&specs, Millis::now()).await.map_err(|e| match e {
+            // The config asks for something the stored state forbids: a configuration error.
+            StoreError::Refused(why) => anyhow::Error::new(UsageError(format!("{}: {why}", config.path.display()))),
+            other => other.into(),
+        })?;
         Ok(Context { config, reconciler: Reconciler::new(store) })
     }
 

@@ -130,10 +130,31 @@ impl Store {
     }
 
     /// Mirrors the configured teamspaces into the database. Refuses to change the tenant of a
-    /// teamspace that has members: their oids belong to the old tenant.
+    /// teamspace that has members: their oids belong to the old tenant. Every command calls
+    /// this, so it only reads unless the config changed: a write here would make read-only
+    /// commands wait for (or fail behind) a long import.
     pub async fn sync_teamspaces(&self, specs: &[TeamspaceSpec], now: Millis) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for spec in specs {
+        let stored: Vec<(String, String, String, String, String)> =
+            sqlx::query_as("SELECT name, tenant_id, audience, required_scope, max_removals FROM teamspaces")
+                .fetch_all(&self.pool)
+                .await?;
+        let stale: Vec<&TeamspaceSpec> = specs
+            .iter()
+            .filter(|spec| {
+                !stored.iter().any(|(name, tenant, audience, scope, removals)| {
+                    name == spec.name.as_str()
+                        && *tenant == spec.tenant_id.to_string()
+                        && *audience == spec.audience
+                        && *scope == spec.required_scope
+                        && *removals == spec.max_removals.to_string()
+                })
+            })
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for spec in stale {
             let existing = sqlx::query(
                 "SELECT t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) \
                  FROM teamspaces t WHERE t.name = $1",
@@ -156,9 +177,7 @@ impl Store {
                 "INSERT INTO teamspaces (name, tenant_id, audience, required_scope, max_removals, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6) \
                  ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, audience = excluded.audience, \
-                 required_scope = excluded.required_scope, max_removals = excluded.max_removals, updated_at = excluded.updated_at \
-                 WHERE teamspaces.tenant_id <> excluded.tenant_id OR teamspaces.audience <> excluded.audience \
-                 OR teamspaces.required_scope <> excluded.required_scope OR teamspaces.max_removals <> excluded.max_removals",
+                 required_scope = excluded.required_scope, max_removals = excluded.max_removals, updated_at = excluded.updated_at",
             )
             .bind(spec.name.as_str())
             .bind(spec.tenant_id.to_string())

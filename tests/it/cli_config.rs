@@ -70,3 +70,31 @@ fn the_database_flag_beats_the_environment_and_the_file() {
     assert!(project.path("other.db").exists());
     assert!(!project.path("c7sync.db").exists());
 }
+
+#[test]
+fn changing_the_tenant_of_a_teamspace_with_members_is_refused() {
+    let project = Project::standard();
+    project
+        .run(&[
+            "members",
+            "add",
+            "--teamspace",
+            "acme",
+            "--oid",
+            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+            "--email",
+            "a@contoso.com",
+        ])
+        .expect(0);
+    let moved = standard_config("20%").replacen(TENANT, "00000000-0000-0000-0000-0000000000cc", 1);
+    std::fs::write(project.path("c7sync.toml"), moved).unwrap();
+    let run = project.run(&["members", "list", "--teamspace", "acme"]);
+    assert!(run.expect(2).stderr.contains("would orphan them"), "{}", run.stderr);
+    // A teamspace without members may move to another tenant.
+    let globex_moved = standard_config("20%").replace(
+        &format!("name = \"globex\"\ntenant_id = \"{TENANT}\""),
+        "name = \"globex\"\ntenant_id = \"00000000-0000-0000-0000-0000000000cc\"",
+    );
+    std::fs::write(project.path("c7sync.toml"), globex_moved).unwrap();
+    project.run(&["teamspace", "list"]).expect(0);
+}

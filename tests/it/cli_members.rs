@@ -91,3 +91,23 @@ fn teamspace_list_shows_counts_and_last_runs() {
     let table = project.run(&["teamspace", "list"]).expect(0).stdout.clone();
     assert!(table.starts_with("TEAMSPACE"), "{table}");
 }
+
+#[tokio::test]
+async fn read_commands_do_not_wait_for_a_writer() {
+    let project = Project::standard();
+    project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "ada@contoso.com"]).expect(0);
+    // Another process holds the write lock (as a long import does).
+    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let store = c7sync::store::Store::open(&c7sync::store::StoreSettings::new(url)).await.unwrap();
+    let writer = store.begin_write("acme").await.unwrap();
+    let dir = project.dir.path().to_path_buf();
+    let list = tokio::task::spawn_blocking(move || run_binary(&dir, &["members", "list", "--teamspace", "acme"], None));
+    // The busy timeout is 30 s: a reader that queued behind the writer would still be waiting.
+    let run = tokio::time::timeout(std::time::Duration::from_secs(10), list)
+        .await
+        .expect("members list waited for the writer")
+        .unwrap();
+    run.expect(0);
+    assert!(run.stdout.contains("ada@contoso.com"));
+    drop(writer);
+}
