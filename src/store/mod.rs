@@ -123,7 +123,11 @@ impl Store {
             // Bulk writes append in key order, so only each B-tree's right edge must stay hot:
             // 16 MiB measured as fast as 64 MiB on a million-member import, with 48 MiB less RSS.
             .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // New databases only. Fewer, larger pages mean fewer B-tree splits and WAL frames:
+            // a million-member import's write phase measured 9.2-9.9 s against 10.2-10.9 s
+            // at SQLite's default 4 KiB (BENCHMARKS.md, runs D and E).
+            .page_size(16384);
         let pool = SqlitePoolOptions::new().max_connections(settings.max_connections).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
