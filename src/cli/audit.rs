@@ -63,6 +63,6 @@ pub async fn run(context: &Context, args: &AuditArgs) -> anyhow::Result<Exit> {
             detail,
         ]
     });
-    println!("{}", table(["TIME", "TEAMSPACE", "RUN", "SOURCE", "ACTION", "OID", "EMAIL", "NAME", "DETAIL"], rows));
+    outln!("{}", table(["TIME", "TEAMSPACE", "RUN", "SOURCE", "ACTION", "OID", "EMAIL", "NAME", "DETAIL"], rows));
     Ok(Exit::Success)
 }

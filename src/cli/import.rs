@@ -119,21 +119,25 @@ fn print_outcome(outcome: &ImportOutcome, format: ReportFormat) -> anyhow::Resul
         let s = &outcome.summary;
         let format_name =
             s.format.map(|f| serde_json::json!(f).as_str().unwrap_or_default().to_owned()).unwrap_or_default();
-        println!(
+        outln!(
             "read {} row(s) ({format_name}): {} member(s), {} duplicate(s) collapsed, {} disabled skipped, {} invalid",
-            s.rows, s.valid, s.duplicates, s.disabled, s.invalid_rows
+            s.rows,
+            s.valid,
+            s.duplicates,
+            s.disabled,
+            s.invalid_rows
         );
         if !outcome.invalid.is_empty() {
-            println!("invalid rows:");
+            outln!("invalid rows:");
             for problem in outcome.invalid.iter().take(INVALID_ROWS_SHOWN) {
-                println!("  line {}, {}: {}", problem.line, problem.field, problem.message);
+                outln!("  line {}, {}: {}", problem.line, problem.field, problem.message);
             }
             if outcome.invalid.len() > INVALID_ROWS_SHOWN {
-                println!("  … and {} more (--format json lists all)", outcome.invalid.len() - INVALID_ROWS_SHOWN);
+                outln!("  … and {} more (--format json lists all)", outcome.invalid.len() - INVALID_ROWS_SHOWN);
             }
         }
         if outcome.mode != outcome.applied_mode {
-            println!("replace mode applied as merge: a file with invalid rows is incomplete, so nobody is removed");
+            outln!("replace mode applied as merge: a file with invalid rows is incomplete, so nobody is removed");
         }
     }
     print_report(&outcome.report, format, extra)

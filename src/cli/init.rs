@@ -29,8 +29,8 @@ pub async fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Exit> {
     // --database / $C7SYNC_DATABASE_URL) exactly as every other command will.
     let config = config::load(&path, cli.database.as_deref())?;
     open_store(&config.database).await?;
-    println!("wrote {}", path.display());
-    println!("database ready at {}", config.database);
-    println!("next: edit the teamspace in {}, then `c7sync teamspace list`", path.display());
+    outln!("wrote {}", path.display());
+    outln!("database ready at {}", config.database);
+    outln!("next: edit the teamspace in {}, then `c7sync teamspace list`", path.display());
     Ok(Exit::Success)
 }

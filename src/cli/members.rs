@@ -97,7 +97,7 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
                     m.sources.join(" "),
                 ]
             });
-            println!("{}", table(["OID", "EMAIL", "NAME", "ROLE", "SOURCES"], rows));
+            outln!("{}", table(["OID", "EMAIL", "NAME", "ROLE", "SOURCES"], rows));
             eprintln!("{} member(s) in {}", members.len(), args.teamspace);
         }
     }
@@ -135,7 +135,7 @@ async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {
     } else {
         "now also claimed by the manual source"
     };
-    println!("{oid} {what} in {} (run {})", args.teamspace, report.run_id);
+    outln!("{oid} {what} in {} (run {})", args.teamspace, report.run_id);
     Ok(Exit::for_outcome(report.outcome))
 }
 
@@ -156,10 +156,10 @@ async fn remove(context: &Context, args: &RemoveArgs) -> anyhow::Result<Exit> {
     let report =
         context.reconciler.run(&manual_request(&args.teamspace), Desired::Deltas(vec![Delta::Drop(oid)])).await?;
     if report.counts.removed > 0 {
-        println!("{oid} removed from {} (run {})", args.teamspace, report.run_id);
+        outln!("{oid} removed from {} (run {})", args.teamspace, report.run_id);
     } else {
         let others: Vec<_> = member.sources.iter().filter(|s| *s != manual).cloned().collect();
-        println!(
+        outln!(
             "manual claim on {oid} dropped; it stays a member through {} (run {})",
             others.join(", "),
             report.run_id

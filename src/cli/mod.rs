@@ -1,6 +1,15 @@
 //! The `c7sync` command line: argument parsing, shared set-up (config → store), dispatch, and
 //! the mapping from outcomes and errors to exit codes.
 
+/// `println!` that returns the write error instead of panicking: output piped into
+/// `head` closing early is normal, and [`run`] ends quietly on it.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod audit;
 mod import;
 mod init;
@@ -172,6 +181,8 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
 pub async fn run(cli: Cli) -> Exit {
     match dispatch(&cli).await {
         Ok(exit) => exit,
+        // The reader of our output went away (`c7sync … | head`): nothing left to say.
+        Err(error) if is_broken_pipe(&error) => Exit::Success,
         Err(error) => {
             let exit = classify(&error);
             eprintln!("error: {error:#}");
@@ -190,6 +201,15 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,
         Command::Audit(args) => audit::run(&Context::load(cli).await?, args).await,
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let broken = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(broken)
+            // The CSV writer wraps the I/O error without exposing it as a source.
+            || cause.downcast_ref::<csv::Error>().is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if broken(io)))
+    })
 }
 
 /// Maps an error to its exit code: configuration and usage mistakes are 2, the rest 1.

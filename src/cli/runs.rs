@@ -92,7 +92,7 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
     if args.format == Format::Json {
         print_json(&runs)?;
     } else {
-        println!("{}", table(SUMMARY_HEADER, runs.iter().map(summary_row)));
+        outln!("{}", table(SUMMARY_HEADER, runs.iter().map(summary_row)));
     }
     Ok(Exit::Success)
 }
@@ -127,26 +127,31 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let c = run.counts;
-    println!(
+    outln!(
         "run {}: {} {} ({}, {} input) — {}",
-        run.run_id, run.teamspace, run.source, run.trigger, run.input, run.outcome
+        run.run_id,
+        run.teamspace,
+        run.source,
+        run.trigger,
+        run.input,
+        run.outcome
     );
-    println!("  started {}, finished {}", run.started_at, run.finished_at);
-    println!("  added {}, removed {}, updated {}, unchanged {}", c.added, c.removed, c.updated, c.unchanged);
+    outln!("  started {}, finished {}", run.started_at, run.finished_at);
+    outln!("  added {}, removed {}, updated {}, unchanged {}", c.added, c.removed, c.updated, c.unchanged);
     if let Some(reason) = &run.reason {
-        println!("  reason: {reason}");
+        outln!("  reason: {reason}");
     }
     if let Some(by) = run.approved_by_run_id {
-        println!("  approved by run {by}");
+        outln!("  approved by run {by}");
     }
     if let Some(held) = run.approves_run_id {
-        println!("  approves held run {held}");
+        outln!("  approves held run {held}");
     }
     if run.outcome == "aborted" && run.approved_by_run_id.is_none() {
-        println!("  to apply this plan: c7sync runs approve {}", run.run_id);
+        outln!("  to apply this plan: c7sync runs approve {}", run.run_id);
     }
     if !shown.is_empty() {
-        println!();
+        outln!();
         let rows = shown.iter().map(|ch| {
             let detail = match (&ch.previous_email, ch.claim.as_str()) {
                 (Some(previous), _) if previous != &ch.email => format!("email was {previous}"),
@@ -156,9 +161,9 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
             };
             [ch.member.clone(), ch.oid.to_string(), ch.email.clone(), cell(ch.display_name.as_deref()), detail]
         });
-        println!("{}", table(["CHANGE", "OID", "EMAIL", "NAME", "DETAIL"], rows));
+        outln!("{}", table(["CHANGE", "OID", "EMAIL", "NAME", "DETAIL"], rows));
         if total > shown.len() as u64 {
-            println!("… {} more (raise --limit)", total - shown.len() as u64);
+            outln!("… {} more (raise --limit)", total - shown.len() as u64);
         }
     }
     Ok(Exit::Success)

@@ -60,6 +60,6 @@ pub async fn run(context: &Context, command: &TeamspaceCommand) -> anyhow::Resul
             ]);
         }
     }
-    println!("{}", table(["TEAMSPACE", "TENANT", "MEMBERS", "SOURCE", "CLAIMS", "LAST RUN"], rows));
+    outln!("{}", table(["TEAMSPACE", "TENANT", "MEMBERS", "SOURCE", "CLAIMS", "LAST RUN"], rows));
     Ok(Exit::Success)
 }

@@ -259,3 +259,31 @@ fn an_import_killed_mid_way_leaves_all_or_nothing() {
     let mut log = std::io::stderr();
     writeln!(log, "kill outcomes (delay ms, killed while running, members after): {outcomes:?}").unwrap();
 }
+
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let project = Project::standard();
+    project.write("many.csv", &members_csv(0..3_000));
+    project.run(&["import", "many.csv", "--teamspace", "acme"]).expect(0);
+    for args in [
+        &["members", "list", "--teamspace", "acme"][..],
+        &["members", "list", "--teamspace", "acme", "--format", "csv"],
+    ] {
+        // Like `c7sync members list | head -1`: the reader takes one line and goes away while
+        // ~360 KB (more than a pipe holds) is still to be written.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_c7sync"))
+            .args(args)
+            .current_dir(project.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
