@@ -10,7 +10,7 @@ use crate::clock::Millis;
 use crate::domain::{Oid, RunId, SourceName};
 use crate::plan::guard::{self, GuardInput};
 use crate::plan::{snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
-use crate::store::{NewRun, Outcome, RunInput, Scope, Store, StoreError};
+use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
 
 /// Delta batches naming more members than this load the whole teamspace.
 const WHOLE_TEAMSPACE_ABOVE: usize = 20_000;
@@ -37,6 +37,37 @@ pub struct RunRequest {
     pub options: RunOptions,
     /// Source-specific facts to keep on the run.
     pub details: Option<serde_json::Value>,
+}
+
+impl RunRequest {
+    /// The run row for this request against `source`; approvals and snapshot digests are set
+    /// by the caller that has them.
+    fn new_run(&self, teamspace_id: i64, source: &SourceRecord, input: RunInput, started_at: Millis) -> NewRun {
+        NewRun {
+            teamspace_id,
+            source_id: source.id,
+            trigger: self.trigger,
+            input,
+            started_at,
+            source_version: source.version,
+            approves: None,
+            details: self.details.clone(),
+            snapshot_digest: None,
+        }
+    }
+
+    /// The report of this request's run.
+    fn report(&self, run_id: RunId, outcome: Outcome, reason: Option<String>, plan: Plan) -> RunReport {
+        RunReport {
+            run_id,
+            teamspace: self.teamspace.clone(),
+            source: self.source.clone(),
+            outcome,
+            counts: plan.counts(),
+            reason,
+            plan,
+        }
+    }
 }
 
 /// The result of a run, as every command reports it.
@@ -133,7 +164,6 @@ impl Reconciler {
         // The same snapshot as this source last applied, with nothing applied since: planning
         // is idempotent, so the plan is empty and loading the teamspace can be skipped.
         let unchanged_snapshot = digest.is_some() && source.last_snapshot == digest.map(|d| (d, teamspace.version));
-        let ranks = session.source_kinds().await?;
         // Large delta batches (a merge import) read the whole teamspace in one ordered scan
         // rather than thousands of keyed look-ups.
         let scope = if is_snapshot || oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
@@ -144,7 +174,7 @@ impl Reconciler {
             tracing::debug!("snapshot unchanged since this source last applied it; nothing to plan");
             Plan { changes: Vec::new(), unchanged: snapshot_len }
         } else {
-            Planner::new(source.id, ranks).plan(desired, &current)
+            Planner::new(source.id, session.source_kinds().await?).plan(desired, &current)
         };
         let planned_at = Millis::now();
         let trip = guard::check(
@@ -164,16 +194,11 @@ impl Reconciler {
         );
         drop(current);
 
+        let input = if is_snapshot { RunInput::Snapshot } else { RunInput::Deltas };
         let run = NewRun {
-            teamspace_id: teamspace.id,
-            source_id: source.id,
-            trigger: request.trigger,
-            input: if is_snapshot { RunInput::Snapshot } else { RunInput::Deltas },
-            started_at,
-            source_version: source.version,
             approves: approves.map(|(held, _)| held),
-            details: request.details.clone(),
             snapshot_digest: digest,
+            ..request.new_run(teamspace.id, &source, input, started_at)
         };
         let (outcome, reason) = match (request.options.dry_run, trip) {
             // A dry run says what the guard would do but never holds a plan for approval.
@@ -207,15 +232,7 @@ impl Reconciler {
             write_ms = finished_at.since(planned_at),
             "run finished"
         );
-        Ok(RunReport {
-            run_id,
-            teamspace: request.teamspace.clone(),
-            source: request.source.clone(),
-            outcome,
-            counts,
-            reason,
-            plan,
-        })
+        Ok(request.report(run_id, outcome, reason, plan))
     }
 
     /// Records a run whose source could not be read completely: outcome `failed`, nothing changed.
@@ -228,28 +245,10 @@ impl Reconciler {
     ) -> Result<RunReport, ReconcileError> {
         let mut session = self.store.begin_write(&request.teamspace).await?;
         let source = session.ensure_source(&request.source, started_at).await?;
-        let run = NewRun {
-            teamspace_id: session.teamspace().id,
-            source_id: source.id,
-            trigger: request.trigger,
-            input,
-            started_at,
-            source_version: source.version,
-            approves: None,
-            details: request.details.clone(),
-            snapshot_digest: None,
-        };
+        let run = request.new_run(session.teamspace().id, &source, input, started_at);
         let run_id = session.record_run(&run, Outcome::Failed, None, Some(reason), Millis::now()).await?;
         tracing::warn!(run_id = run_id.0, teamspace = %request.teamspace, source = %request.source, reason, "run failed; nothing changed");
-        Ok(RunReport {
-            run_id,
-            teamspace: request.teamspace.clone(),
-            source: request.source.clone(),
-            outcome: Outcome::Failed,
-            counts: Counts::default(),
-            reason: Some(reason.to_owned()),
-            plan: Plan::default(),
-        })
+        Ok(request.report(run_id, Outcome::Failed, Some(reason.to_owned()), Plan::default()))
     }
 
     /// Applies the plan of a run a guard held back, if its source's claims have not changed

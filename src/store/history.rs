@@ -136,12 +136,14 @@ pub struct SourceSummary {
     pub last_run_at: Option<Millis>,
 }
 
-const SOURCE_LABEL: &str = "(s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END)";
+const SOURCE_LABEL: &str = source_label!();
 
-const AUDIT_COLUMNS: &str = "SELECT a.id, t.name, a.run_id, \
-     (s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END), a.action, a.oid, a.email, a.display_name, a.role, \
-     a.previous_email, a.previous_display_name, a.occurred_at \
-     FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id";
+const AUDIT_COLUMNS: &str = concat!(
+    "SELECT a.id, t.name, a.run_id, ",
+    source_label!(),
+    ", a.action, a.oid, a.email, a.display_name, a.role, a.previous_email, a.previous_display_name, a.occurred_at \
+     FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id"
+);
 
 fn audit_of(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {

@@ -56,14 +56,15 @@ impl Store {
     /// Members for listing, ordered by email, with the sources claiming each; `only` narrows
     /// the list to one member (the lookup behind `members remove` and the API).
     pub async fn list_members(&self, teamspace_id: i64, only: Option<Oid>) -> Result<Vec<MemberRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT t.tenant_id, m.oid, m.email, m.display_name, m.role, m.created_at, m.updated_at, \
-             (SELECT group_concat(s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END, ' ') \
-                FROM claims c JOIN sources s ON s.id = c.source_id \
+             (SELECT group_concat(",
+            source_label!(),
+            ", ' ') FROM claims c JOIN sources s ON s.id = c.source_id \
                WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) \
              FROM members m JOIN teamspaces t ON t.id = m.teamspace_id \
              WHERE m.teamspace_id = $1 AND ($2 IS NULL OR m.oid = $2) ORDER BY lower(m.email), m.oid",
-        )
+        ))
         .bind(teamspace_id)
         .bind(only.map(|o| o.to_bytes().to_vec()))
         .fetch_all(&self.pool)

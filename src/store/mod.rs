@@ -1,6 +1,14 @@
 //! The state store: the only module that speaks SQL. Exposes domain verbs (load the current
 //! members, apply a plan in one transaction, list runs) over SQLite through sqlx.
 
+/// SQL for a source row aliased `s` as its `kind:id` name (`manual`, `csv:hr`): one spelling
+/// for every query that shows sources, usable in `concat!`.
+macro_rules! source_label {
+    () => {
+        "(s.kind || CASE WHEN s.name = '' THEN '' ELSE ':' || s.name END)"
+    };
+}
+
 mod apply;
 mod error;
 mod history;

@@ -74,18 +74,7 @@ fn the_database_flag_beats_the_environment_and_the_file() {
 #[test]
 fn changing_the_tenant_of_a_teamspace_with_members_is_refused() {
     let project = Project::standard();
-    project
-        .run(&[
-            "members",
-            "add",
-            "--teamspace",
-            "acme",
-            "--oid",
-            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
-            "--email",
-            "a@contoso.com",
-        ])
-        .expect(0);
+    project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "a@contoso.com"]).expect(0);
     let moved = standard_config("20%").replacen(TENANT, "00000000-0000-0000-0000-0000000000cc", 1);
     std::fs::write(project.path("c7sync.toml"), moved).unwrap();
     let run = project.run(&["members", "list", "--teamspace", "acme"]);

@@ -2,8 +2,6 @@
 
 use crate::support::*;
 
-const ADA: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
-
 #[test]
 fn add_list_update_remove_through_the_cli() {
     let project = Project::standard();

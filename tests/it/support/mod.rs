@@ -13,6 +13,8 @@ use c7sync::store::{Store, StoreSettings, TeamspaceSpec};
 use tempfile::TempDir;
 
 pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+/// Ada's Entra object id, for tests that drive the binary with one member.
+pub const ADA: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 pub const AUDIENCE: &str = "00000000-0000-0000-0000-0000000000bb";
 
 /// A store on a fresh SQLite file with teamspaces `acme` and `globex` configured.
