@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod domain;
-pub mod import;
+pub mod http;
 pub mod plan;
 pub mod reconcile;
 pub mod source;
 pub mod store;
+pub mod sync;

@@ -9,8 +9,9 @@ use tracing_subscriber::EnvFilter;
 use c7sync::cli::{self, Cli, LogFormat};
 
 fn init_tracing(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},sqlx=warn,hyper=warn,reqwest=warn,graph_http=warn"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

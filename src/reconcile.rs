@@ -37,18 +37,42 @@ pub struct RunRequest {
     pub options: RunOptions,
     /// Source-specific facts to keep on the run.
     pub details: Option<serde_json::Value>,
+    /// When the source started being read: the run's start, so its duration covers the read.
+    pub requested_at: Millis,
 }
 
 impl RunRequest {
+    /// A request starting now, with default options and no details.
+    pub fn new(teamspace: impl Into<String>, source: SourceName, trigger: &'static str) -> Self {
+        RunRequest {
+            teamspace: teamspace.into(),
+            source,
+            trigger,
+            options: RunOptions::default(),
+            details: None,
+            requested_at: Millis::now(),
+        }
+    }
+
+    /// With `options`.
+    pub fn with_options(self, options: RunOptions) -> Self {
+        RunRequest { options, ..self }
+    }
+
+    /// With `details` kept on the run.
+    pub fn with_details(self, details: serde_json::Value) -> Self {
+        RunRequest { details: Some(details), ..self }
+    }
+
     /// The run row for this request against `source`; approvals and snapshot digests are set
     /// by the caller that has them.
-    fn new_run(&self, teamspace_id: i64, source: &SourceRecord, input: RunInput, started_at: Millis) -> NewRun {
+    fn new_run(&self, teamspace_id: i64, source: &SourceRecord, input: RunInput) -> NewRun {
         NewRun {
             teamspace_id,
             source_id: source.id,
             trigger: self.trigger,
             input,
-            started_at,
+            started_at: self.requested_at,
             source_version: source.version,
             approves: None,
             details: self.details.clone(),
@@ -198,7 +222,7 @@ impl Reconciler {
         let run = NewRun {
             approves: approves.map(|(held, _)| held),
             snapshot_digest: digest,
-            ..request.new_run(teamspace.id, &source, input, started_at)
+            ..request.new_run(teamspace.id, &source, input)
         };
         let (outcome, reason) = match (request.options.dry_run, trip) {
             // A dry run says what the guard would do but never holds a plan for approval.
@@ -213,7 +237,7 @@ impl Reconciler {
         };
         let counts = plan.counts();
         let finished_at = Millis::now();
-        let elapsed_ms = finished_at.since(started_at);
+        let duration_ms = finished_at.since(request.requested_at);
         if outcome == Outcome::Aborted {
             tracing::warn!(run_id = run_id.0, reason = reason.as_deref().unwrap_or(""), "run held back by a guard");
         }
@@ -224,7 +248,8 @@ impl Reconciler {
             removed = counts.removed,
             updated = counts.updated,
             unchanged = counts.unchanged,
-            elapsed_ms,
+            duration_ms,
+            read_ms = started_at.since(request.requested_at),
             unchanged_snapshot,
             lock_wait_ms = locked_at.since(started_at),
             load_ms = loaded_at.since(locked_at),
@@ -241,11 +266,10 @@ impl Reconciler {
         request: &RunRequest,
         input: RunInput,
         reason: &str,
-        started_at: Millis,
     ) -> Result<RunReport, ReconcileError> {
         let mut session = self.store.begin_write(&request.teamspace).await?;
-        let source = session.ensure_source(&request.source, started_at).await?;
-        let run = request.new_run(session.teamspace().id, &source, input, started_at);
+        let source = session.ensure_source(&request.source, request.requested_at).await?;
+        let run = request.new_run(session.teamspace().id, &source, input);
         let run_id = session.record_run(&run, Outcome::Failed, None, Some(reason), Millis::now()).await?;
         tracing::warn!(run_id = run_id.0, teamspace = %request.teamspace, source = %request.source, reason, "run failed; nothing changed");
         Ok(request.report(run_id, Outcome::Failed, Some(reason.to_owned()), Plan::default()))
@@ -288,13 +312,8 @@ impl Reconciler {
                 }))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let request = RunRequest {
-            teamspace: run.teamspace,
-            source,
-            trigger: "approve",
-            options: RunOptions::default(),
-            details: Some(serde_json::json!({ "approves_run_id": held })),
-        };
+        let request = RunRequest::new(run.teamspace, source, "approve")
+            .with_details(serde_json::json!({ "approves_run_id": held }));
         self.run_with(&request, Desired::Deltas(deltas), Some((held, run.source_version))).await
     }
 }

@@ -10,9 +10,9 @@ use super::output::{print_report, ReportFormat};
 use super::{Context, Exit, UsageError};
 use crate::config::CsvMode;
 use crate::domain::{SourceKind, SourceName};
-use crate::import::{self, ImportOutcome};
 use crate::reconcile::{RunOptions, RunRequest};
 use crate::source::csv::{self, CsvError, ReadOptions};
+use crate::sync::csv::{self as csv_run, ImportOutcome};
 
 /// How many invalid rows the text report lists (JSON lists all).
 const INVALID_ROWS_SHOWN: usize = 50;
@@ -65,15 +65,11 @@ pub struct ImportArgs {
 pub async fn run(context: &Context, args: &ImportArgs) -> anyhow::Result<Exit> {
     let teamspace = context.config.teamspace(&args.teamspace)?;
     let source = SourceName::new(SourceKind::Csv, &args.source).map_err(|e| UsageError(format!("--source: {e}")))?;
+    let request = RunRequest::new(&args.teamspace, source, "import")
+        .with_options(RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal })
+        .with_details(serde_json::json!({ "file": args.file.display().to_string() }));
     let contents = read_input(args, teamspace.tenant_id)?;
-    let request = RunRequest {
-        teamspace: args.teamspace.clone(),
-        source,
-        trigger: "import",
-        options: RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal },
-        details: Some(serde_json::json!({ "file": args.file.display().to_string() })),
-    };
-    let outcome = import::import(&context.reconciler, request, contents, args.mode, args.skip_invalid).await?;
+    let outcome = csv_run::import(&context.reconciler, request, contents, args.mode, args.skip_invalid).await?;
     print_outcome(&outcome, args.format)?;
     Ok(if outcome.rejected_for_invalid_rows { Exit::InvalidInput } else { Exit::for_outcome(outcome.report.outcome) })
 }

@@ -7,7 +7,7 @@ use super::output::{cell, print_json, table};
 use super::{Context, Exit, UsageError};
 use crate::domain::{Email, Oid, SourceKind, SourceName};
 use crate::plan::{Delta, Desired, DesiredClaim};
-use crate::reconcile::{RunOptions, RunRequest};
+use crate::reconcile::RunRequest;
 
 #[derive(Debug, Subcommand)]
 pub enum MembersCommand {
@@ -109,13 +109,7 @@ fn parse_oid(text: &str) -> Result<Oid, UsageError> {
 }
 
 fn manual_request(teamspace: &str) -> RunRequest {
-    RunRequest {
-        teamspace: teamspace.to_owned(),
-        source: SourceName::manual(),
-        trigger: "manual",
-        options: RunOptions::default(),
-        details: None,
-    }
+    RunRequest::new(teamspace, SourceName::manual(), "manual")
 }
 
 async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {

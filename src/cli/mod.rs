@@ -16,6 +16,7 @@ mod init;
 mod members;
 mod output;
 mod runs;
+mod serve;
 mod sync;
 mod teamspace;
 
@@ -68,8 +69,9 @@ pub struct UsageError(pub String);
 
 /// Provision Context7 teamspace members from Microsoft Entra ID.
 ///
-/// Members come from sources, each a claim that someone belongs: CSV files (`import`, or the
-/// csv sources in c7sync.toml, run by `sync`) and manual entries (`members add`). Every change
+/// Members come from sources, each a claim that someone belongs: Entra groups through
+/// Microsoft Graph and CSV files (the sources in c7sync.toml, run by `sync` now or by `serve` on
+/// their schedules), one-off files (`import`) and manual entries (`members add`). Every change
 /// goes through one reconcile core: planned, guarded against mass removal, applied in one
 /// transaction, audited (`runs`, `audit`).
 #[derive(Debug, Parser)]
@@ -89,9 +91,13 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// One-shot commands print their results; their logs only need to carry warnings.
+    /// One-shot commands print their results, so their logs only need to carry warnings; the
+    /// daemon's log is its output.
     pub fn default_log_level(&self) -> &'static str {
-        "warn"
+        match self.command {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
     }
 }
 
@@ -112,6 +118,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Run configured graph and csv sources now
     Sync(sync::SyncArgs),
+    /// The daemon: run scheduled sources on their cron schedules, serve /healthz and /readyz
+    Serve(serve::ServeArgs),
     /// Teamspaces with member counts and the last run of each source
     #[command(subcommand)]
     Teamspace(teamspace::TeamspaceCommand),
@@ -196,6 +204,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Init(args) => init::run(cli, args).await,
         Command::Import(args) => import::run(&Context::load(cli).await?, args).await,
         Command::Sync(args) => sync::run(&Context::load(cli).await?, args).await,
+        Command::Serve(args) => serve::run(&Context::load(cli).await?, args).await,
         Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
         Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,

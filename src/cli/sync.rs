@@ -4,9 +4,8 @@ use clap::Args;
 
 use super::output::{print_report, ReportFormat};
 use super::{Context, Exit, UsageError};
-use crate::config::SourceSettings;
-use crate::import;
-use crate::reconcile::{RunOptions, RunRequest};
+use crate::reconcile::RunOptions;
+use crate::sync::{run_source, SourceState};
 
 /// Arguments of `c7sync sync`.
 #[derive(Debug, Args)]
@@ -45,39 +44,20 @@ pub async fn run(context: &Context, args: &SyncArgs) -> anyhow::Result<Exit> {
             if args.source.as_deref().is_some_and(|id| id != source.name.id()) {
                 continue;
             }
-            let request = RunRequest {
-                teamspace: teamspace.name.to_string(),
-                source: source.name.clone(),
-                trigger: "sync",
-                options: RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal },
-                details: None,
-            };
-            match &source.settings {
-                SourceSettings::Csv(settings) => {
-                    matched += 1;
-                    let mut request = request;
-                    request.details = Some(serde_json::json!({ "file": settings.path.display().to_string() }));
-                    let outcome =
-                        import::run_configured(&context.reconciler, request, settings, teamspace.tenant_id).await?;
-                    let extra = serde_json::json!({ "summary": outcome.summary, "invalid": outcome.invalid });
-                    print_report(&outcome.report, args.format, extra)?;
-                    exits.push(if outcome.rejected_for_invalid_rows {
-                        Exit::InvalidInput
-                    } else {
-                        Exit::for_outcome(outcome.report.outcome)
-                    });
-                }
-                SourceSettings::Graph(_) => {
-                    matched += 1;
-                    eprintln!(
-                        "{} {}: Microsoft Graph sync is not available in this version; skipped",
-                        teamspace.name, source.name
-                    );
-                    exits.push(Exit::Failure);
-                }
+            let options = RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal };
+            let mut state = SourceState::default();
+            let Some(run) = run_source(&context.reconciler, teamspace, source, "sync", options, &mut state).await?
+            else {
                 // SCIM is pushed to `c7sync serve`; there is nothing to pull.
-                SourceSettings::Scim(_) => {}
-            }
+                continue;
+            };
+            matched += 1;
+            print_report(&run.report, args.format, run.extra)?;
+            exits.push(if run.rejected_for_invalid_rows {
+                Exit::InvalidInput
+            } else {
+                Exit::for_outcome(run.report.outcome)
+            });
         }
     }
     if matched == 0 {

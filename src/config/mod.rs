@@ -100,6 +100,16 @@ pub struct Schedule {
     pub expression: String,
     /// Compiled (6- or 7-field form).
     pub compiled: cron::Schedule,
+    /// The zone the expression is read in (`timezone = "Europe/Berlin"`; UTC by default).
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// The first time this schedule fires strictly after `now`.
+    pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = now.with_timezone(&self.timezone);
+        self.compiled.after(&local).next().map(|t| t.with_timezone(&chrono::Utc))
+    }
 }
 
 /// Kind-specific settings of a source.

@@ -60,6 +60,7 @@ pub struct RawGraphSource {
     pub client_id: String,
     pub client_secret_env: String,
     pub schedule: Option<String>,
+    pub timezone: Option<String>,
     #[serde(default)]
     pub include_disabled: bool,
     #[serde(default = "default_true")]
@@ -76,6 +77,7 @@ pub struct RawCsvSource {
     pub path: String,
     pub mode: Option<String>,
     pub schedule: Option<String>,
+    pub timezone: Option<String>,
 }
 
 /// `kind = "scim"`.

@@ -59,7 +59,7 @@ impl Checker<'_> {
         }
     }
 
-    fn schedule(&self, key: &str, text: &str) -> Result<Schedule, ConfigError> {
+    fn schedule(&self, key: &str, text: &str, timezone: chrono_tz::Tz) -> Result<Schedule, ConfigError> {
         let fields = text.split_whitespace().count();
         // The cron crate wants seconds first; classic 5-field crontab lines run at second 0.
         let expanded = match fields {
@@ -74,7 +74,7 @@ impl Checker<'_> {
         };
         let compiled = cron::Schedule::from_str(&expanded)
             .map_err(|e| self.invalid(key, format!("`{text}` is not a valid cron expression: {e}")))?;
-        Ok(Schedule { expression: text.to_owned(), compiled })
+        Ok(Schedule { expression: text.to_owned(), compiled, timezone })
     }
 }
 
@@ -151,7 +151,19 @@ fn teamspace(check: &Checker<'_>, index: usize, raw: RawTeamspace) -> Result<Tea
 fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceConfig, ConfigError> {
     let key = |field: &str| format!("{prefix}.{field}");
     let named = |kind, id: &str| SourceName::new(kind, id).map_err(|e| check.invalid(key("id"), e));
-    let schedule = |text: Option<String>| text.map(|t| check.schedule(&key("schedule"), &t)).transpose();
+    let schedule = |text: Option<String>, zone: Option<String>| -> Result<Option<Schedule>, ConfigError> {
+        let timezone = match zone {
+            None => chrono_tz::UTC,
+            Some(_) if text.is_none() => return Err(check.invalid(key("timezone"), "a timezone needs a `schedule`")),
+            Some(zone) => zone.parse::<chrono_tz::Tz>().map_err(|_| {
+                check.invalid(
+                    key("timezone"),
+                    format!("`{zone}` is not an IANA time zone name (e.g. `Europe/Berlin`, `UTC`)"),
+                )
+            })?,
+        };
+        text.map(|t| check.schedule(&key("schedule"), &t, timezone)).transpose()
+    };
     Ok(match raw {
         RawSource::Graph(g) => {
             if g.groups.is_empty() {
@@ -165,7 +177,7 @@ fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceCon
                 .collect::<Result<_, _>>()?;
             SourceConfig {
                 name: named(SourceKind::Graph, &g.id)?,
-                schedule: schedule(g.schedule)?,
+                schedule: schedule(g.schedule, g.timezone)?,
                 settings: SourceSettings::Graph(GraphSettings {
                     groups,
                     client_id: check.guid(&key("client_id"), &g.client_id)?,
@@ -192,7 +204,7 @@ fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceCon
             let base = check.path.parent().unwrap_or(Path::new("."));
             SourceConfig {
                 name: named(SourceKind::Csv, &c.id)?,
-                schedule: schedule(c.schedule)?,
+                schedule: schedule(c.schedule, c.timezone)?,
                 settings: SourceSettings::Csv(CsvSettings { path: base.join(PathBuf::from(c.path)), mode }),
             }
         }
@@ -266,5 +278,29 @@ audience = "00000000-0000-0000-0000-000000000002"
         assert!(error_of(&twice).contains("csv:dev"), "{}", error_of(&twice));
         let unknown_kind = format!("{MINIMAL}[[teamspaces.sources]]\nkind = \"ldap\"\n");
         assert!(error_of(&unknown_kind).contains("ldap"), "{}", error_of(&unknown_kind));
+    }
+
+    #[test]
+    fn schedules_run_in_utc_unless_a_timezone_is_named() {
+        let source = |extra: &str| {
+            format!("{MINIMAL}[[teamspaces.sources]]\nkind = \"csv\"\nid = \"hr\"\npath = \"a.csv\"\n{extra}")
+        };
+        let at = |config: &Config| {
+            let schedule = config.teamspaces[0].sources[0].schedule.clone().unwrap();
+            let noon = chrono::DateTime::parse_from_rfc3339("2026-07-01T12:00:00Z").unwrap().to_utc();
+            schedule.next_after(noon).unwrap().to_rfc3339()
+        };
+        let utc = parse(Path::new("c7sync.toml"), &source("schedule = \"0 18 * * *\"\n")).unwrap();
+        assert_eq!(at(&utc), "2026-07-01T18:00:00+00:00");
+        let berlin = source("schedule = \"0 18 * * *\"\ntimezone = \"Europe/Berlin\"\n");
+        // 18:00 in Berlin in July is 16:00 UTC.
+        assert_eq!(at(&parse(Path::new("c7sync.toml"), &berlin).unwrap()), "2026-07-01T16:00:00+00:00");
+        let seconds = parse(Path::new("c7sync.toml"), &source("schedule = \"*/10 * * * * *\"\n")).unwrap();
+        assert_eq!(at(&seconds), "2026-07-01T12:00:10+00:00");
+
+        let bad_zone = source("schedule = \"0 18 * * *\"\ntimezone = \"Mars/Olympus\"\n");
+        assert!(error_of(&bad_zone).contains("sources[0].timezone"), "{}", error_of(&bad_zone));
+        let zone_alone = source("timezone = \"UTC\"\n");
+        assert!(error_of(&zone_alone).contains("needs a `schedule`"), "{}", error_of(&zone_alone));
     }
 }

@@ -2,3 +2,4 @@
 //! claims. They know nothing of the store, the planner's internals, or each other.
 
 pub mod csv;
+pub mod graph;

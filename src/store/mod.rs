@@ -220,6 +220,12 @@ impl Store {
         Ok(WriteSession { tx, teamspace })
     }
 
+    /// Whether the database answers a read of the schema: `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT count(*) FROM teamspaces").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
     /// The pool, for tests that inspect tables directly.
     #[doc(hidden)]
     pub fn pool(&self) -> &SqlitePool {

@@ -6,5 +6,7 @@
 mod cli_config;
 mod cli_import;
 mod cli_members;
+mod cli_serve;
+mod graph_sync;
 mod reconcile_core;
 mod support;

@@ -8,9 +8,12 @@ use std::process::{Command, Output, Stdio};
 use c7sync::clock::Millis;
 use c7sync::domain::{MaxRemovals, Oid, SourceName, TeamspaceName};
 use c7sync::plan::DesiredClaim;
-use c7sync::reconcile::{Reconciler, RunOptions, RunRequest};
+use c7sync::reconcile::{Reconciler, RunRequest};
 use c7sync::store::{Store, StoreSettings, TeamspaceSpec};
 use tempfile::TempDir;
+
+pub mod daemon;
+pub mod fake_graph;
 
 pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
 /// Ada's Entra object id, for tests that drive the binary with one member.
@@ -74,13 +77,7 @@ pub fn claims(range: std::ops::Range<u128>) -> Vec<DesiredClaim> {
 }
 
 pub fn request(teamspace: &str, source: &str) -> RunRequest {
-    RunRequest {
-        teamspace: teamspace.into(),
-        source: source.parse::<SourceName>().unwrap(),
-        trigger: "test",
-        options: RunOptions::default(),
-        details: None,
-    }
+    RunRequest::new(teamspace, source.parse::<SourceName>().unwrap(), "test")
 }
 
 /// Counts rows of a table (test inspection only).
@@ -202,9 +199,19 @@ impl Run {
 }
 
 pub fn run_binary(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    run_binary_full(dir, args, stdin, &[])
+}
+
+/// Runs `c7sync` with extra environment variables (secrets).
+pub fn run_binary_with_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    run_binary_full(dir, args, None, envs)
+}
+
+fn run_binary_full(dir: &Path, args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Run {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_c7sync"))
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(dir)
         .env_remove("C7SYNC_CONFIG")
         .env_remove("C7SYNC_DATABASE_URL")

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 
-use crate::clock::Millis;
 use crate::config::CsvMode;
 use crate::plan::{Delta, Desired};
 use crate::reconcile::{ReconcileError, Reconciler, RunReport, RunRequest};
@@ -40,7 +39,6 @@ pub async fn import(
     mode: CsvMode,
     skip_invalid: bool,
 ) -> Result<ImportOutcome, ReconcileError> {
-    let started_at = Millis::now();
     let CsvContents { claims, summary, invalid } = contents;
     let has_invalid = !invalid.is_empty();
     let applied_mode = if has_invalid && skip_invalid { CsvMode::Merge } else { mode };
@@ -63,7 +61,7 @@ pub async fn import(
             invalid.len()
         );
         let input = if mode == CsvMode::Replace { RunInput::Snapshot } else { RunInput::Deltas };
-        let report = reconciler.record_failure(&request, input, &reason, started_at).await?;
+        let report = reconciler.record_failure(&request, input, &reason).await?;
         let skipped = summary.disabled;
         return Ok(ImportOutcome {
             report,
@@ -92,7 +90,6 @@ pub async fn run_configured(
     settings: &crate::config::CsvSettings,
     tenant: crate::domain::TenantId,
 ) -> Result<ImportOutcome, ReconcileError> {
-    let started_at = Millis::now();
     let path = settings.path.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<CsvContents, String> {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -104,7 +101,7 @@ pub async fn run_configured(
     match read {
         Ok(contents) => import(reconciler, request, contents, settings.mode, false).await,
         Err(reason) => {
-            let report = reconciler.record_failure(&request, RunInput::Snapshot, &reason, started_at).await?;
+            let report = reconciler.record_failure(&request, RunInput::Snapshot, &reason).await?;
             Ok(ImportOutcome {
                 report,
                 mode: settings.mode,

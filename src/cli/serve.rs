@@ -1,0 +1,40 @@
+//! `c7sync serve`: the daemon.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Context, Exit};
+use crate::daemon::{self, DaemonOptions};
+
+/// Arguments of `c7sync serve`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Runs every graph and csv source that has a `schedule`: once at start-up, then on its cron
+schedule (UTC unless the source sets `timezone`). A tick that finds its source still running is
+skipped. Serves /healthz (process up) and /readyz (database reachable).
+
+SIGTERM or SIGINT stops scheduling, lets runs in progress finish (up to --shutdown-grace), and
+exits 0. One log line per run (RUST_LOG=info is the default here); --log-format json for machines.
+
+Examples:
+  c7sync serve
+  c7sync serve --listen 0.0.0.0:8787 --log-format json")]
+pub struct ServeArgs {
+    /// Listen address, overriding [server] listen in the config
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Seconds that runs in progress may take to finish after SIGTERM
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
+}
+
+pub async fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<Exit> {
+    let options = DaemonOptions {
+        listen: args.listen.unwrap_or(context.config.listen),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    daemon::serve(&context.config, context.reconciler.clone(), options).await?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,114 @@
+//! `c7sync serve`: the scheduler and the HTTP server in one process, until SIGTERM or SIGINT.
+//!
+//! Shutdown order: stop scheduling, give runs already started a bounded time to finish (a
+//! run's writes are one transaction, so one cut short leaves nothing behind), then stop the
+//! HTTP server.
+
+mod scheduler;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::reconcile::Reconciler;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Where the HTTP server listens (port 0: any free port; the log line says which).
+    pub listen: SocketAddr,
+    /// How long runs in progress may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptions) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| DaemonError::Listen { address: options.listen, source })?;
+    let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: options.listen, source })?;
+    let signals = Signals::install()?;
+
+    let shutdown = CancellationToken::new();
+    let http_shutdown = CancellationToken::new();
+    let app = router(AppState { store: reconciler.store().clone() });
+    let http = tokio::spawn({
+        let stop = http_shutdown.clone();
+        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
+    });
+    tracing::info!(%address, "listening");
+
+    let runs = TaskTracker::new();
+    let scheduled = scheduler::start(config, reconciler, shutdown.clone(), runs.clone());
+    tracing::info!(scheduled, teamspaces = config.teamspaces.len(), "c7sync serve started");
+
+    let signal = signals.wait().await;
+    tracing::info!(signal, "shutting down: no new runs; waiting for runs in progress");
+    shutdown.cancel();
+    runs.close();
+    if tokio::time::timeout(options.shutdown_grace, runs.wait()).await.is_err() {
+        tracing::warn!(
+            grace_s = options.shutdown_grace.as_secs(),
+            "runs still in progress after the grace period; stopping them (their transactions roll back)"
+        );
+    }
+    http_shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), http).await {
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP server stopped with an error"),
+        Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing them"),
+        _ => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (systemd, Kubernetes) and SIGINT (Ctrl-C).
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(DaemonError::Signals)?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Microsoft Graph: the transitive user members of Entra groups, as one snapshot of claims.
+//!
+//! Requests go through graph-rs-sdk with our own token provider ([`token`]). The SDK's pagers
+//! stop silently on a throttled page, so the page loop is ours: every page's status is
+//! checked, a throttled or failed page is retried within bounds ([`retry`]), and a page that
+//! still cannot be read fails the whole listing — a partial listing must never become a
+//! snapshot that removes the members it missed (DESIGN §2.2).
+
+mod page;
+mod retry;
+mod token;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt};
+use graph_rs_sdk::http::Method;
+use graph_rs_sdk::{Graph, GraphClientConfiguration, ODataQuery};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::config::GraphSettings;
+use crate::domain::TenantId;
+use crate::plan::DesiredClaim;
+
+pub use page::UserFilter;
+pub use retry::RetryPolicy;
+pub use token::{Secret, TokenError, TokenProvider, TokenRequest};
+
+/// Groups listed at once per source.
+const GROUPS_AT_ONCE: usize = 4;
+/// Graph's maximum page size for directory objects.
+const PAGE_SIZE: &str = "999";
+/// Unusable users named in a listing's summary; the count covers all.
+const UNUSABLE_SAMPLE: usize = 20;
+
+/// Why a listing is incomplete. Every variant means: use nothing of it.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// The client-secret variable is not set.
+    #[error("environment variable {0} (the client secret) is not set or empty")]
+    MissingSecret(String),
+    /// No token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// 403 on a group.
+    #[error(
+        "Graph refused to list group {group} ({detail}): the app registration needs the application \
+         permissions GroupMember.Read.All and User.Read.All, with admin consent"
+    )]
+    Forbidden {
+        /// The group.
+        group: uuid::Uuid,
+        /// Graph's error code and message.
+        detail: String,
+    },
+    /// 404 on a group.
+    #[error("group {group} does not exist in tenant {tenant} ({detail}); check `groups` in the config")]
+    GroupNotFound {
+        /// The group.
+        group: uuid::Uuid,
+        /// The teamspace's tenant.
+        tenant: TenantId,
+        /// Graph's error code and message.
+        detail: String,
+    },
+    /// A page that failed for good, or an answer c7sync cannot use.
+    #[error("page {page} of group {group}: {message}")]
+    Page {
+        /// The group.
+        group: uuid::Uuid,
+        /// 1-based page number.
+        page: u32,
+        /// What went wrong, with the number of tries.
+        message: String,
+    },
+    /// The configured URLs do not make a request URL.
+    #[error("cannot build a Graph URL: {0}")]
+    Url(String),
+}
+
+/// What a listing held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListingSummary {
+    /// Groups listed.
+    pub groups: u32,
+    /// Pages read, over all groups.
+    pub pages: u32,
+    /// Member objects seen, users or not, before de-duplication across groups.
+    pub objects: u64,
+    /// Distinct users claimed.
+    pub users: u64,
+    /// Users found in more than one group (claimed once).
+    pub duplicates: u64,
+    /// Groups, devices, contacts and service principals.
+    pub not_users: u64,
+    /// `accountEnabled: false`, skipped.
+    pub disabled: u64,
+    /// Guests, skipped (only with `include_guests = false`).
+    pub guests: u64,
+    /// Users without a GUID id or a usable address.
+    pub unusable: u64,
+    /// Up to 20 of them: `{id, reason}`.
+    pub unusable_sample: Vec<UnusableUser>,
+    /// Time spent fetching and parsing, in milliseconds.
+    pub fetch_ms: u64,
+}
+
+/// A user c7sync could not provision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnusableUser {
+    /// Graph object id as given.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A complete listing: every page of every group was read.
+#[derive(Debug)]
+pub struct Listing {
+    /// One claim per distinct user, sorted by oid.
+    pub claims: Vec<DesiredClaim>,
+    /// Counts.
+    pub summary: ListingSummary,
+}
+
+/// Lists a graph source's groups. Keep one per source: its token is reused across runs.
+#[derive(Debug, Clone)]
+pub struct GraphReader {
+    client: Graph,
+    tokens: TokenProvider,
+    groups: Vec<uuid::Uuid>,
+    tenant: TenantId,
+    filter: UserFilter,
+    policy: RetryPolicy,
+    /// Scheme, host and port of `graph_url`: a next link anywhere else is refused, so the
+    /// token is only ever sent to Graph.
+    origin: url::Origin,
+}
+
+/// `base` with a trailing slash, so `join` appends instead of replacing the last segment.
+fn as_folder(base: &url::Url) -> url::Url {
+    let mut folder = base.clone();
+    if !folder.path().ends_with('/') {
+        folder.set_path(&format!("{}/", base.path()));
+    }
+    folder
+}
+
+impl GraphReader {
+    /// A reader for `settings` in `tenant`; the client secret is read from the environment now.
+    pub fn from_env(settings: &GraphSettings, tenant: TenantId, policy: RetryPolicy) -> Result<Self, GraphError> {
+        let secret = std::env::var(&settings.client_secret_env)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| GraphError::MissingSecret(settings.client_secret_env.clone()))?;
+        Self::new(settings, tenant, Secret::new(secret), policy)
+    }
+
+    /// A reader for `settings` in `tenant` with `secret`.
+    pub fn new(
+        settings: &GraphSettings,
+        tenant: TenantId,
+        secret: Secret,
+        policy: RetryPolicy,
+    ) -> Result<Self, GraphError> {
+        let url_error = |e: url::ParseError| GraphError::Url(e.to_string());
+        let endpoint =
+            as_folder(&settings.authority_url).join(&format!("{tenant}/oauth2/v2.0/token")).map_err(url_error)?;
+        let scope = format!("{}/.default", settings.graph_url.origin().ascii_serialization());
+        let http = reqwest::Client::builder()
+            .timeout(policy.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("c7sync/", env!("CARGO_PKG_VERSION")))
+            .https_only(settings.authority_url.scheme() == "https")
+            .build()
+            .map_err(|e| GraphError::Url(e.to_string()))?;
+        let tokens = TokenProvider::new(
+            TokenRequest { endpoint, client_id: settings.client_id.to_string(), secret, scope },
+            http,
+        );
+        let configuration = GraphClientConfiguration::new()
+            .client_application(tokens.clone())
+            .timeout(policy.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            // Plain http is only ever configured for a loopback host (checked with the config).
+            .https_only(settings.graph_url.scheme() == "https");
+        let mut client = Graph::from(configuration);
+        client.use_test_endpoint(&as_folder(&settings.graph_url).join("v1.0").map_err(url_error)?);
+        Ok(GraphReader {
+            client,
+            tokens,
+            groups: settings.groups.clone(),
+            tenant,
+            filter: UserFilter { include_disabled: settings.include_disabled, include_guests: settings.include_guests },
+            policy,
+            origin: settings.graph_url.origin(),
+        })
+    }
+
+    /// Lists every group's transitive users (a few groups at a time) and returns their union,
+    /// or the first error: then nothing of the listing is used.
+    pub async fn list(&self) -> Result<Listing, GraphError> {
+        let started = Instant::now();
+        let listings: Vec<GroupListing> = futures_util::stream::iter(self.groups.iter().copied())
+            .map(|group| self.list_group(group))
+            .buffer_unordered(GROUPS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut summary = ListingSummary { groups: self.groups.len() as u32, ..ListingSummary::default() };
+        let mut claims = Vec::with_capacity(listings.iter().map(|l| l.claims.len()).sum());
+        for listing in listings {
+            summary.pages += listing.pages;
+            summary.objects += listing.objects;
+            summary.not_users += listing.not_users;
+            summary.disabled += listing.disabled;
+            summary.guests += listing.guests;
+            summary.unusable += listing.unusable.len() as u64;
+            let room = UNUSABLE_SAMPLE.saturating_sub(summary.unusable_sample.len());
+            summary.unusable_sample.extend(listing.unusable.into_iter().take(room));
+            claims.extend(listing.claims);
+        }
+        claims.sort_unstable_by_key(|c: &DesiredClaim| c.oid);
+        let before = claims.len();
+        claims.dedup_by_key(|c| c.oid);
+        summary.duplicates = (before - claims.len()) as u64;
+        summary.users = claims.len() as u64;
+        summary.fetch_ms = started.elapsed().as_millis() as u64;
+        Ok(Listing { claims, summary })
+    }
+
+    async fn list_group(&self, group: uuid::Uuid) -> Result<GroupListing, GraphError> {
+        let mut listing = GroupListing::default();
+        let mut next: Option<url::Url> = None;
+        loop {
+            let number = listing.pages + 1;
+            let page = self.fetch_page(group, number, next.as_ref()).await?;
+            listing.pages = number;
+            listing.objects += page.value.len() as u64;
+            for object in page.value {
+                match object.into_member(self.filter) {
+                    page::Member::Claimed(claim) => listing.claims.push(claim),
+                    page::Member::NotAUser => listing.not_users += 1,
+                    page::Member::Disabled => listing.disabled += 1,
+                    page::Member::Guest => listing.guests += 1,
+                    page::Member::Unusable { id, reason } => listing.unusable.push(UnusableUser { id, reason }),
+                }
+            }
+            match page.next_link {
+                None => break,
+                Some(link) => next = Some(self.checked_next_link(group, number, &link)?),
+            }
+        }
+        tracing::debug!(%group, pages = listing.pages, users = listing.claims.len(), "listed group");
+        Ok(listing)
+    }
+
+    fn checked_next_link(&self, group: uuid::Uuid, page: u32, link: &str) -> Result<url::Url, GraphError> {
+        let refuse = |why: String| GraphError::Page { group, page, message: why };
+        let url = url::Url::parse(link).map_err(|e| refuse(format!("@odata.nextLink `{link}` is not a URL: {e}")))?;
+        if url.origin() != self.origin {
+            return Err(refuse(format!(
+                "@odata.nextLink points to {}, not to the configured graph_url; refusing to send the token there",
+                url.origin().ascii_serialization()
+            )));
+        }
+        Ok(url)
+    }
+
+    /// One page, retried within the policy. `next` is the page's `@odata.nextLink`; the first
+    /// page is built by the SDK.
+    async fn fetch_page(
+        &self,
+        group: uuid::Uuid,
+        number: u32,
+        next: Option<&url::Url>,
+    ) -> Result<page::Page, GraphError> {
+        let fail = |message: String| GraphError::Page { group, page: number, message };
+        let mut refreshed_token = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Asked here rather than left to the SDK so that token errors keep their meaning
+            // (the SDK would wrap them); the SDK then finds this token in the shared cache.
+            let token = self.tokens.token().await?;
+            let request = match next {
+                None => self
+                    .client
+                    .group(group.to_string())
+                    .transitive_members()
+                    .list_transitive_members()
+                    .select(&page::SELECT)
+                    .top(PAGE_SIZE),
+                Some(url) => {
+                    let mut request = self.client.custom(Method::GET, None);
+                    *request.as_mut() = url.clone();
+                    request
+                }
+            };
+            let retryable = match request.send().await {
+                Err(e) => format!("request failed: {}", describe_graph_failure(&e)),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry::retry_after(response.headers());
+                    match response.bytes().await {
+                        Err(e) => format!("reading the response failed: {}", describe_reqwest(&e)),
+                        Ok(body) => match status {
+                            StatusCode::OK => match serde_json::from_slice::<page::Page>(&body) {
+                                Ok(page) => return Ok(page),
+                                Err(e) => format!("the response is not a Graph collection page: {e}"),
+                            },
+                            StatusCode::UNAUTHORIZED if !refreshed_token => {
+                                // An expired or revoked token: one fresh token, then try again.
+                                tracing::info!(%group, page = number, "Graph rejected the token; acquiring a new one");
+                                self.tokens.reject(&token).await;
+                                refreshed_token = true;
+                                attempt -= 1;
+                                continue;
+                            }
+                            StatusCode::UNAUTHORIZED => {
+                                return Err(fail(format!(
+                                    "Graph rejected a freshly acquired token (401 {})",
+                                    graph_error_detail(&body)
+                                )))
+                            }
+                            StatusCode::FORBIDDEN => {
+                                return Err(GraphError::Forbidden { group, detail: graph_error_detail(&body) })
+                            }
+                            StatusCode::NOT_FOUND if next.is_none() => {
+                                return Err(GraphError::GroupNotFound {
+                                    group,
+                                    tenant: self.tenant,
+                                    detail: graph_error_detail(&body),
+                                })
+                            }
+                            StatusCode::TOO_MANY_REQUESTS
+                            | StatusCode::INTERNAL_SERVER_ERROR
+                            | StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT => {
+                                let message = format!("HTTP {status} ({})", graph_error_detail(&body));
+                                if attempt < self.policy.attempts {
+                                    let wait = self.policy.wait(attempt, retry_after);
+                                    tracing::info!(%group, page = number, attempt, %status, wait_ms = wait.as_millis() as u64, "Graph asked to retry");
+                                    tokio::time::sleep(wait).await;
+                                    continue;
+                                }
+                                message
+                            }
+                            other => {
+                                return Err(fail(format!("unexpected HTTP {other} ({})", graph_error_detail(&body))))
+                            }
+                        },
+                    }
+                }
+            };
+            if attempt >= self.policy.attempts {
+                return Err(fail(format!("{retryable}; gave up after {attempt} tries")));
+            }
+            let wait = self.policy.wait(attempt, None);
+            tracing::info!(%group, page = number, attempt, error = %retryable, wait_ms = wait.as_millis() as u64, "retrying a Graph page");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct GroupListing {
+    claims: Vec<DesiredClaim>,
+    pages: u32,
+    objects: u64,
+    not_users: u64,
+    disabled: u64,
+    guests: u64,
+    unusable: Vec<UnusableUser>,
+}
+
+/// Graph's `{"error": {"code", "message"}}` as `code: message`, else the start of the body.
+fn graph_error_detail(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error }) => format!("{}: {}", error.code, error.message),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
+            if text.is_empty() {
+                "empty body".to_owned()
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// reqwest's message with its cause chain ("error sending request" alone says nothing).
+pub(crate) fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // reqwest puts the URL in its message; queries are ours and harmless, but keep it short.
+    text
+}
+
+fn describe_graph_failure(error: &graph_rs_sdk::GraphFailure) -> String {
+    match error {
+        graph_rs_sdk::GraphFailure::ReqwestError(e) => describe_reqwest(e),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,200 @@
+//! `c7sync sync` with a graph source, and `c7sync serve`, as a user runs them: the binary, a
+//! config file, a fake Graph on 127.0.0.1, the secret in the environment.
+
+use std::time::{Duration, Instant};
+
+use c7sync::store::{RunRecord, Store, StoreSettings};
+
+use crate::support::daemon::{message, Daemon};
+use crate::support::fake_graph::{FakeGraph, Fault, Member, User};
+use crate::support::*;
+
+const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
+const SECRET_ENV: &str = "C7SYNC_TEST_GRAPH_SECRET";
+const SECRET: &str = "daemon-test-secret";
+const GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
+
+fn graph_source(fake: &FakeGraph, id: &str, secret_env: &str, schedule: &str) -> String {
+    format!(
+        r#"
+  [[teamspaces.sources]]
+  kind = "graph"
+  id = "{id}"
+  groups = ["{GROUP}"]
+  client_id = "{CLIENT_ID}"
+  client_secret_env = "{secret_env}"
+  graph_url = "{url}"
+  authority_url = "{url}"
+  {schedule}
+"#,
+        url = fake.url()
+    )
+}
+
+fn project(sources: &str) -> Project {
+    let config = format!(
+        r#"database = "sqlite://c7sync.db"
+
+[[teamspaces]]
+name = "acme"
+tenant_id = "{TENANT}"
+audience = "{AUDIENCE}"
+max_removals = "50%"
+{sources}"#
+    );
+    Project::new(&config)
+}
+
+fn users(range: std::ops::Range<u128>) -> Vec<Member> {
+    range.map(|n| Member::User(User::numbered(n))).collect()
+}
+
+async fn runs(project: &Project) -> Vec<RunRecord> {
+    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
+    let mut runs = store.list_runs(None, 10_000).await.unwrap();
+    runs.reverse();
+    runs
+}
+
+fn of<'a>(runs: &'a [RunRecord], source: &str) -> Vec<&'a RunRecord> {
+    runs.iter().filter(|r| r.source == source).collect()
+}
+
+/// Polls the database until `done` holds for the runs, or panics.
+async fn wait_for_runs(project: &Project, within: Duration, done: impl Fn(&[RunRecord]) -> bool) -> Vec<RunRecord> {
+    let deadline = Instant::now() + within;
+    loop {
+        let runs = runs(project).await;
+        if done(&runs) {
+            return runs;
+        }
+        assert!(Instant::now() < deadline, "runs never reached the expected state: {runs:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_runs_a_graph_source_and_fails_it_on_an_incomplete_listing() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 2).await;
+    fake.set_group(GROUP, users(0..5));
+    let project = project(&graph_source(&fake, "dev", SECRET_ENV, ""));
+
+    let first = {
+        let project_dir = project.dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            run_binary_with_env(&project_dir, &["sync", "--format", "json"], &[(SECRET_ENV, SECRET)])
+        })
+        .await
+        .unwrap()
+    };
+    let report = first.expect(0).json();
+    assert_eq!((report["source"].as_str(), report["added"].as_u64()), (Some("graph:dev"), Some(5)));
+    assert_eq!(report["listing"]["pages"], 3);
+
+    fake.set_group(GROUP, users(2..5));
+    fake.fault_always(GROUP, 2, Fault::Unavailable { retry_after: Some(0) });
+    let failed = tokio::task::spawn_blocking({
+        let dir = project.dir.path().to_owned();
+        move || run_binary_with_env(&dir, &["sync"], &[(SECRET_ENV, SECRET)])
+    })
+    .await
+    .unwrap();
+    failed.expect(1);
+    assert!(
+        failed.stdout.contains("FAILED (nothing changed)") && failed.stdout.contains("page 2 of group"),
+        "{}",
+        failed.stdout
+    );
+    assert_eq!(runs(&project).await.last().unwrap().outcome, "failed");
+    let teamspace_members = project.run(&["members", "list", "--teamspace", "acme", "--format", "json"]);
+    assert_eq!(teamspace_members.expect(0).json().as_array().unwrap().len(), 5, "nothing removed");
+
+    // Without the secret in the environment: a failed run naming the variable.
+    let no_secret = tokio::task::spawn_blocking({
+        let dir = project.dir.path().to_owned();
+        move || run_binary_with_env(&dir, &["sync"], &[])
+    })
+    .await
+    .unwrap();
+    no_secret.expect(1);
+    assert!(no_secret.stdout.contains(SECRET_ENV), "{}", no_secret.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_runs_every_scheduled_source_and_stops_cleanly_on_sigterm() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 999).await;
+    fake.set_group(GROUP, users(0..5));
+    let sources = format!(
+        "{}{}\n  [[teamspaces.sources]]\n  kind = \"csv\"\n  id = \"hr\"\n  path = \"hr.csv\"\n  mode = \"replace\"\n  schedule = \"* * * * * *\"\n",
+        graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#),
+        graph_source(&fake, "broken", "C7SYNC_TEST_NEVER_SET", r#"schedule = "*/2 * * * * *""#),
+    );
+    let project = project(&sources);
+    project.write("hr.csv", "email,oid\nhr1@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3301\n");
+
+    let daemon = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let runs = wait_for_runs(&project, Duration::from_secs(30), |runs| {
+        of(runs, "graph:dev").len() >= 3 && of(runs, "csv:hr").len() >= 3 && of(runs, "graph:broken").len() >= 2
+    })
+    .await;
+    assert!(of(&runs, "graph:dev").iter().all(|r| r.outcome == "applied" && r.trigger == "schedule"));
+    assert!(of(&runs, "csv:hr").iter().all(|r| r.outcome == "applied"));
+    // A failing source keeps failing on its own schedule without stopping the others.
+    assert!(of(&runs, "graph:broken")
+        .iter()
+        .all(|r| r.outcome == "failed" && r.reason.as_deref().unwrap_or_default().contains("C7SYNC_TEST_NEVER_SET")));
+
+    // A change in Entra arrives with a later tick.
+    fake.set_group(GROUP, users(0..7));
+    wait_for_runs(&project, Duration::from_secs(15), |runs| of(runs, "graph:dev").iter().any(|r| r.counts.added == 2))
+        .await;
+
+    let client = reqwest::Client::new();
+    let health = client.get(daemon.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client.get(daemon.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(client.get(daemon.url("/nope")).send().await.unwrap().status(), 404);
+
+    let (status, logs) = daemon.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; {logs:#?}");
+    assert!(logs.iter().any(|l| message(l) == "stopped"), "{logs:#?}");
+    let text = serde_json::to_string(&logs).unwrap();
+    assert!(!text.contains(SECRET), "the client secret appeared in the log");
+    let finished: Vec<_> = logs.iter().filter(|l| message(l) == "run finished").collect();
+    assert!(finished.iter().all(|l| l["fields"]["duration_ms"].is_u64() && l["span"]["source"].is_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_skips_ticks_while_a_run_is_going_and_lets_it_finish_on_shutdown() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 999).await;
+    fake.set_group(GROUP, users(0..3));
+    // Every listing takes 2.5 s; the schedule fires every second.
+    fake.fault_always(GROUP, 1, Fault::Delay(Duration::from_millis(2500)));
+    let project = project(&graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#));
+
+    let mut daemon = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let skipped = |l: &serde_json::Value| message(l).contains("tick skipped");
+    daemon.wait_for_log(Duration::from_secs(20), skipped).await;
+    wait_for_runs(&project, Duration::from_secs(20), |runs| !runs.is_empty()).await;
+    // Wait for the next skipped tick: a run is then in the middle of its listing.
+    let skips = daemon.logs().iter().filter(|l| skipped(l)).count();
+    daemon.wait_for_log(Duration::from_secs(20), |_| true).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while daemon.logs().iter().filter(|l| skipped(l)).count() == skips {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, logs) = daemon.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}; {logs:#?}");
+
+    let runs = runs(&project).await;
+    let started = fake.requests_for(GROUP, 1);
+    assert_eq!(runs.len() as u32, started, "the run in progress at SIGTERM was finished, not dropped: {runs:#?}");
+    assert!(runs.iter().all(|r| r.outcome == "applied"), "{runs:#?}");
+    assert_eq!(fake.counters(|c| c.max_in_flight), 1, "two runs of one source overlapped");
+    for pair in runs.windows(2) {
+        assert!(pair[1].started_at >= pair[0].finished_at, "runs overlap: {pair:#?}");
+    }
+}
