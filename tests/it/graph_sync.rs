@@ -313,3 +313,21 @@ async fn reader_errors_are_typed() {
     let error = reader(&settings, SECRET).list().await.unwrap_err();
     assert!(matches!(error, GraphError::Page { page: 2, .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_slow_page_times_out_and_is_retried() {
+    let fake = fake().await;
+    fake.set_group(GROUP, users(0..6));
+    fake.fault_once(GROUP, 2, vec![Fault::Delay(Duration::from_secs(3))]);
+    let db = temp_db().await;
+    let settings = settings(&fake, &[GROUP]);
+    let policy = RetryPolicy {
+        base_backoff: Duration::from_millis(10),
+        request_timeout: Duration::from_millis(500),
+        ..RetryPolicy::default()
+    };
+    let reader = GraphReader::new(&settings, TENANT.parse().unwrap(), Secret::new(SECRET.into()), policy).unwrap();
+    let outcome = sync(&db, &settings, &mut Some(reader)).await;
+    assert_eq!(outcome.report.counts.added, 6, "{:?}", outcome.report);
+    assert_eq!(fake.requests_for(GROUP, 2), 2);
+}

@@ -124,6 +124,9 @@ struct Directory {
     valid_tokens: HashSet<String>,
     next_link_host: Option<String>,
     counters: Counters,
+    /// Flattened listings, rebuilt after a membership change: the benchmark pages through
+    /// 100,000 members and must not pay for flattening on every page.
+    listings: HashMap<uuid::Uuid, Arc<Vec<Value>>>,
 }
 
 /// The fake; dropping it stops the server.
@@ -154,6 +157,7 @@ impl FakeGraph {
             valid_tokens: HashSet::new(),
             next_link_host: None,
             counters: Counters::default(),
+            listings: HashMap::new(),
         }));
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
@@ -178,7 +182,10 @@ impl FakeGraph {
 
     /// Sets a group's direct members.
     pub fn set_group(&self, group: uuid::Uuid, members: Vec<Member>) {
-        self.with(|d| d.groups.insert(group, members));
+        self.with(|d| {
+            d.groups.insert(group, members);
+            d.listings.clear();
+        });
     }
 
     /// Listing this group answers 403.
@@ -400,7 +407,14 @@ async fn members(
         );
     }
     let top = requested_top.min(d.page_cap).max(1);
-    let all = transitive(&d.groups, group);
+    let all = match d.listings.get(&group) {
+        Some(all) => all.clone(),
+        None => {
+            let all = Arc::new(transitive(&d.groups, group));
+            d.listings.insert(group, all.clone());
+            all
+        }
+    };
     let page: Vec<Value> = all.iter().skip(offset).take(top).cloned().collect();
     let host = d
         .next_link_host
