@@ -289,6 +289,11 @@ impl SourceName {
         SourceName { kind: SourceKind::Manual, id: String::new() }
     }
 
+    /// The `scim` source: what Entra's provisioning service pushes.
+    pub fn scim() -> Self {
+        SourceName { kind: SourceKind::Scim, id: String::new() }
+    }
+
     /// The kind part.
     pub fn kind(&self) -> SourceKind {
         self.kind

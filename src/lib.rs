@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod plan;
 pub mod reconcile;
+pub mod scim;
 pub mod source;
 pub mod store;
 pub mod sync;

@@ -126,6 +126,14 @@ pub enum ReconcileError {
     Refused(String),
 }
 
+/// A teamspace locked for writing: its run lock and an open write session.
+pub struct Locked {
+    /// The open transaction.
+    pub session: crate::store::WriteSession,
+    locking_at: Millis,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
 /// Runs reconciliations against one store. Runs of one teamspace queue on an in-process lock,
 /// and across processes on the database's write lock.
 #[derive(Debug, Clone)]
@@ -157,6 +165,16 @@ impl Reconciler {
         self.run_with(request, desired, None).await
     }
 
+    /// Takes the teamspace's run lock and SQLite's write lock: everything done with the
+    /// returned session, and the run [`run_locked`](Self::run_locked) then applies, commits
+    /// as one transaction (SCIM uses this to store a resource and its member change together).
+    pub async fn lock(&self, teamspace: &str) -> Result<Locked, ReconcileError> {
+        let guard = self.teamspace_lock(teamspace).lock_owned().await;
+        let locking_at = Millis::now();
+        let session = self.store.begin_write(teamspace).await?;
+        Ok(Locked { session, locking_at, _guard: guard })
+    }
+
     /// `approves`: the held run and the source claims version it was planned against.
     async fn run_with(
         &self,
@@ -164,16 +182,26 @@ impl Reconciler {
         desired: Desired,
         approves: Option<(RunId, i64)>,
     ) -> Result<RunReport, ReconcileError> {
-        let lock = self.teamspace_lock(&request.teamspace);
-        let _serialised = lock.lock().await;
-        let started_at = Millis::now();
+        let locked = self.lock(&request.teamspace).await?;
+        self.run_locked(locked, request, desired, approves).await
+    }
+
+    /// Plans `desired` within a session from [`lock`](Self::lock) and applies (or records) it,
+    /// committing whatever else the session wrote.
+    pub async fn run_locked(
+        &self,
+        locked: Locked,
+        request: &RunRequest,
+        desired: Desired,
+        approves: Option<(RunId, i64)>,
+    ) -> Result<RunReport, ReconcileError> {
+        let Locked { mut session, locking_at: started_at, _guard } = locked;
         let (is_snapshot, snapshot_len, oids) = match &desired {
             Desired::Snapshot(claims) => (true, claims.len() as u64, Vec::new()),
             Desired::Deltas(deltas) => (false, 0, deltas.iter().map(delta_oid).collect::<Vec<Oid>>()),
         };
         // Everything from here to the commit sees one consistent state: the session holds
         // the database's write lock.
-        let mut session = self.store.begin_write(&request.teamspace).await?;
         let source = session.ensure_source(&request.source, started_at).await?;
         if let Some((held, planned_version)) = approves {
             if source.version != planned_version {

@@ -16,6 +16,7 @@ mod init;
 mod members;
 mod output;
 mod runs;
+mod scim_token;
 mod serve;
 mod sync;
 mod teamspace;
@@ -118,8 +119,11 @@ enum Command {
     Import(import::ImportArgs),
     /// Run configured graph and csv sources now
     Sync(sync::SyncArgs),
-    /// The daemon: run scheduled sources on their cron schedules, serve /healthz and /readyz
+    /// The daemon: run scheduled sources on their cron schedules, serve SCIM, /healthz, /readyz
     Serve(serve::ServeArgs),
+    /// Create, list and revoke the bearer tokens Entra's SCIM provisioning uses
+    #[command(subcommand)]
+    ScimToken(scim_token::ScimTokenCommand),
     /// Teamspaces with member counts and the last run of each source
     #[command(subcommand)]
     Teamspace(teamspace::TeamspaceCommand),
@@ -205,6 +209,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(&Context::load(cli).await?, args).await,
         Command::Sync(args) => sync::run(&Context::load(cli).await?, args).await,
         Command::Serve(args) => serve::run(&Context::load(cli).await?, args).await,
+        Command::ScimToken(command) => scim_token::run(&Context::load(cli).await?, command).await,
         Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
         Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,

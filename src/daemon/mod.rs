@@ -12,9 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, SourceSettings};
 use crate::http::{router, AppState};
 use crate::reconcile::Reconciler;
+use crate::scim::provision::Policy;
+use crate::scim::ScimState;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -51,7 +53,18 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
 
     let shutdown = CancellationToken::new();
     let http_shutdown = CancellationToken::new();
-    let app = router(AppState { store: reconciler.store().clone() });
+    let policies = config
+        .teamspaces
+        .iter()
+        .filter_map(|t| {
+            t.sources.iter().find_map(|s| match &s.settings {
+                SourceSettings::Scim(settings) => Some((t.name.to_string(), Policy::from(settings))),
+                _ => None,
+            })
+        })
+        .collect();
+    let scim = ScimState { reconciler: reconciler.clone(), policies: std::sync::Arc::new(policies) };
+    let app = router(AppState { store: reconciler.store().clone() }, scim);
     let http = tokio::spawn({
         let stop = http_shutdown.clone();
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }

@@ -1,5 +1,5 @@
-//! The daemon's HTTP surface. Now: `/healthz` (the process is up) and `/readyz` (the database
-//! answers). SCIM (`/scim/v2`) and the read API (`/v1`) mount here with their issues.
+//! The daemon's HTTP surface: `/healthz` (the process is up), `/readyz` (the database
+//! answers), and SCIM under `/scim/v2`.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::scim::ScimState;
 use crate::store::Store;
 
 /// A readiness probe that takes longer than this counts as a failure.
@@ -22,8 +23,12 @@ pub struct AppState {
 }
 
 /// Every route the daemon serves.
-pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
+pub fn router(state: AppState, scim: ScimState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .nest("/scim/v2", crate::scim::router(scim))
 }
 
 async fn healthz() -> Response {

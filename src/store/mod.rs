@@ -15,6 +15,7 @@ mod history;
 mod integrity;
 mod members;
 mod packed;
+mod scim;
 mod session;
 mod values;
 
@@ -28,6 +29,9 @@ pub use apply::{NewRun, Outcome, RunInput};
 pub use error::StoreError;
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
+pub use scim::{
+    GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, SqlArg, SqlFilter, StoredResource, TokenCredential, UserRow,
+};
 pub use session::WriteSession;
 
 use crate::clock::Millis;

@@ -1,0 +1,592 @@
+//! `/Users` and `/Groups`: list with filter and paging, get, create, replace, patch, delete.
+//! Every write takes the teamspace's write lock, stores the resource, and hands the member
+//! change it implies to the reconcile core in the same transaction.
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::filter::{self, Scope};
+use super::patch::{self, PatchRequest};
+use super::provision::{deltas_for, user_facts, UserFacts};
+use super::resource::{attribute_list, etag, normalize, project, render};
+use super::schema::{ResourceType, GROUPS, USERS};
+use super::{ScimError, ScimState, Tenant, SCIM_JSON};
+use crate::clock::Millis;
+use crate::domain::{Oid, SourceName};
+use crate::plan::Desired;
+use crate::reconcile::{Locked, RunRequest};
+use crate::store::{GroupRow, ResourceKind, UserRow};
+
+/// Largest accepted body.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Most resources in one list response.
+pub const MAX_RESULTS: i64 = 1000;
+const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+type Result<T, E = ScimError> = std::result::Result<T, E>;
+
+/// A JSON response with the SCIM media type.
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    response
+}
+
+fn resource_response(status: StatusCode, body: &Value, version: i64, location: Option<&str>) -> Response {
+    let mut response = scim_json(status, body);
+    if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn respond(result: Result<Response>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn kind_of(rt: ResourceType) -> ResourceKind {
+    if rt == USERS {
+        ResourceKind::User
+    } else {
+        ResourceKind::Group
+    }
+}
+
+/// Reads a JSON body: at most 1 MiB, a JSON media type, valid UTF-8 JSON.
+async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+        let essence = text.split(';').next().unwrap_or_default().trim();
+        if !matches!(essence, "application/scim+json" | "application/json") {
+            return Err(ScimError::unsupported_media_type(format!(
+                "Content-Type `{essence}`: send application/scim+json"
+            )));
+        }
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
+    serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+}
+
+fn check_if_match(headers: &HeaderMap, version: i64) -> Result<()> {
+    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let current = etag(version);
+    let strip = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_owned();
+    if wanted.split(',').any(|t| t.trim() == "*" || strip(t) == strip(&current)) {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!("If-Match {wanted} does not match the current version {current}")))
+    }
+}
+
+/// Query parameters of a list request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    filter: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+/// `POST /.search` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchRequest {
+    filter: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    #[serde(default)]
+    attributes: Vec<String>,
+    #[serde(default)]
+    excluded_attributes: Vec<String>,
+}
+
+/// Attribute selection of a single-resource request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Projection {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+fn number(text: Option<&str>, name: &str) -> Result<Option<i64>> {
+    text.map(|t| t.trim().parse::<i64>().map_err(|_| ScimError::invalid_value(format!("{name} `{t}` is not a number"))))
+        .transpose()
+}
+
+/// A list request's parameters, whichever way they came.
+struct ListParams<'a> {
+    filter: Option<&'a str>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<&'a str>,
+    excluded: Option<&'a str>,
+}
+
+async fn list(state: &ScimState, tenant: &Tenant, rt: ResourceType, params: ListParams<'_>) -> Result<Response> {
+    let start = params.start_index.unwrap_or(1).max(1);
+    let (total, resources) = matching(state, tenant, rt, &params).await?;
+    Ok(list_response(total, start, resources))
+}
+
+fn list_response(total: i64, start: i64, resources: Vec<Value>) -> Response {
+    let body = serde_json::json!({
+        "schemas": [LIST],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    scim_json(StatusCode::OK, &body)
+}
+
+/// The total and the requested page of resources of one type matching the filter, projected.
+async fn matching(
+    state: &ScimState,
+    tenant: &Tenant,
+    rt: ResourceType,
+    params: &ListParams<'_>,
+) -> Result<(i64, Vec<Value>)> {
+    let ListParams { filter: filter_text, start_index, count, attributes, excluded } = *params;
+    let filter = filter_text
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| filter::parse(f).map_err(|e| ScimError::invalid_filter(format!("filter `{f}`: {e}"))))
+        .transpose()?;
+    let start = start_index.unwrap_or(1).max(1);
+    let count = count.unwrap_or(MAX_RESULTS).clamp(0, MAX_RESULTS);
+    let attributes = attribute_list(attributes)?;
+    let excluded = attribute_list(excluded)?;
+    let store = state.reconciler.store();
+    let kind = kind_of(rt);
+    let sql = filter.as_ref().and_then(|f| filter::to_sql(f, rt));
+    let (total, page) = match (&filter, &sql) {
+        (None, _) | (Some(_), Some(_)) => {
+            let (total, rows) = store.scim_query(tenant.teamspace_id, kind, sql.as_ref(), start - 1, count).await?;
+            let rendered: Vec<Value> = rows.iter().map(|r| render(rt, r, &tenant.base_url)).collect::<Result<_>>()?;
+            (total, rendered)
+        }
+        (Some(filter), None) => {
+            // Attributes Entra never filters on: evaluate against every resource, exactly.
+            let (_, rows) = store.scim_query(tenant.teamspace_id, kind, None, 0, i64::MAX).await?;
+            let mut matching = Vec::new();
+            for row in &rows {
+                let resource = render(rt, row, &tenant.base_url)?;
+                if filter::matches(filter, &resource, Scope::Resource(rt)) {
+                    matching.push(resource);
+                }
+            }
+            let total = matching.len() as i64;
+            (total, matching.into_iter().skip((start - 1) as usize).take(count as usize).collect())
+        }
+    };
+    let resources: Vec<Value> = page.into_iter().map(|r| project(rt, r, &attributes, &excluded)).collect();
+    Ok((total, resources))
+}
+
+async fn list_get(state: ScimState, tenant: Tenant, rt: ResourceType, query: ListQuery) -> Response {
+    respond(
+        async {
+            let start = number(query.start_index.as_deref(), "startIndex")?;
+            let count = number(query.count.as_deref(), "count")?;
+            let params = ListParams {
+                filter: query.filter.as_deref(),
+                start_index: start,
+                count,
+                attributes: query.attributes.as_deref(),
+                excluded: query.excluded_attributes.as_deref(),
+            };
+            list(&state, &tenant, rt, params).await
+        }
+        .await,
+    )
+}
+
+/// `POST /Users/.search`, `/Groups/.search`, or `/.search` across both (`rt` = `None`).
+async fn search(
+    state: ScimState,
+    tenant: Tenant,
+    rt: Option<ResourceType>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let request: SearchRequest = serde_json::from_value(read_json(&headers, body).await?)
+                .map_err(|e| ScimError::invalid_syntax(format!("not a SearchRequest: {e}")))?;
+            let attributes = (!request.attributes.is_empty()).then(|| request.attributes.join(","));
+            let excluded = (!request.excluded_attributes.is_empty()).then(|| request.excluded_attributes.join(","));
+            let params = ListParams {
+                filter: request.filter.as_deref(),
+                start_index: request.start_index,
+                count: request.count,
+                attributes: attributes.as_deref(),
+                excluded: excluded.as_deref(),
+            };
+            if let Some(rt) = rt {
+                return list(&state, &tenant, rt, params).await;
+            }
+            // Across resource types: Users, then Groups, paged as one list.
+            let start = params.start_index.unwrap_or(1).max(1);
+            let count = params.count.unwrap_or(MAX_RESULTS).clamp(0, MAX_RESULTS);
+            let every = ListParams { start_index: Some(1), count: Some(MAX_RESULTS), ..params };
+            let (users_total, users) = matching(&state, &tenant, USERS, &every).await?;
+            let (groups_total, groups) = matching(&state, &tenant, GROUPS, &every).await?;
+            let page = users.into_iter().chain(groups).skip((start - 1) as usize).take(count as usize).collect();
+            Ok(list_response(users_total + groups_total, start, page))
+        }
+        .await,
+    )
+}
+
+/// `POST /.search`.
+pub async fn search_all(
+    State(state): State<ScimState>,
+    Extension(tenant): Extension<Tenant>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    search(state, tenant, None, headers, body).await
+}
+
+async fn get_one(state: ScimState, tenant: Tenant, rt: ResourceType, id: String, projection: Projection) -> Response {
+    respond(
+        async {
+            let stored = state
+                .reconciler
+                .store()
+                .scim_get(tenant.teamspace_id, kind_of(rt), &id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
+            let attributes = attribute_list(projection.attributes.as_deref())?;
+            let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
+            let body = project(rt, render(rt, &stored, &tenant.base_url)?, &attributes, &excluded);
+            Ok(resource_response(StatusCode::OK, &body, stored.version, None))
+        }
+        .await,
+    )
+}
+
+/// What a write does to the stored body.
+enum Change {
+    Create(Value),
+    Replace(Value),
+    Patch(PatchRequest),
+    Delete,
+}
+
+impl Change {
+    fn name(&self) -> &'static str {
+        match self {
+            Change::Create(_) => "create",
+            Change::Replace(_) => "replace",
+            Change::Patch(_) => "patch",
+            Change::Delete => "delete",
+        }
+    }
+}
+
+async fn write(
+    state: &ScimState,
+    tenant: &Tenant,
+    rt: ResourceType,
+    id: Option<String>,
+    headers: &HeaderMap,
+    change: Change,
+    projection: Projection,
+) -> Result<Response> {
+    let kind = kind_of(rt);
+    let operation = change.name();
+    let mut locked = state.reconciler.lock(&tenant.teamspace).await?;
+    let previous = match &id {
+        Some(id) => Some(
+            locked
+                .session
+                .scim_get(kind, id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?,
+        ),
+        None => None,
+    };
+    if let Some(previous) = &previous {
+        check_if_match(headers, previous.version)?;
+    }
+    let previous_body: Option<Map<String, Value>> = previous
+        .as_ref()
+        .map(|p| serde_json::from_str(&p.resource))
+        .transpose()
+        .map_err(|e| ScimError::internal(format!("stored resource: {e}")))?;
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let body = match change {
+        Change::Create(input) | Change::Replace(input) => {
+            let mut body = normalize(rt, input)?;
+            // externalId is common to every resource and writable; normalise keeps it.
+            body.retain(|k, _| k != "id" && k != "meta");
+            Some(body)
+        }
+        Change::Patch(request) => {
+            let mut body = previous_body.clone().unwrap_or_default();
+            patch::apply(rt, &mut body, request)?;
+            Some(body)
+        }
+        Change::Delete => None,
+    };
+    let now = Millis::now();
+    let oids = match kind {
+        ResourceKind::User => write_user(&mut locked, tenant, &id, previous_body.as_ref(), body.as_ref(), now).await?,
+        ResourceKind::Group => write_group(&mut locked, tenant, &id, body.as_ref(), now).await?,
+    };
+    let deltas = deltas_for(&mut locked.session, &tenant.policy, oids).await?;
+    if deltas.is_empty() {
+        locked.session.commit().await?;
+    } else {
+        let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim")
+            .with_details(serde_json::json!({ "resource": rt.name, "id": id, "operation": operation }));
+        state.reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
+    }
+    if body.is_none() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let stored = state
+        .reconciler
+        .store()
+        .scim_get(tenant.teamspace_id, kind, &id)
+        .await?
+        .ok_or_else(|| ScimError::internal(format!("{} {id} vanished after its write", rt.name)))?;
+    let rendered = render(rt, &stored, &tenant.base_url)?;
+    let attributes = attribute_list(projection.attributes.as_deref())?;
+    let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
+    let location = rendered["meta"]["location"].as_str().map(str::to_owned);
+    let rendered = project(rt, rendered, &attributes, &excluded);
+    Ok(if previous.is_none() {
+        resource_response(StatusCode::CREATED, &rendered, stored.version, location.as_deref())
+    } else {
+        resource_response(StatusCode::OK, &rendered, stored.version, None)
+    })
+}
+
+/// Stores (or deletes) a user; returns the oids whose claim may have changed.
+async fn write_user(
+    locked: &mut Locked,
+    tenant: &Tenant,
+    id: &str,
+    previous: Option<&Map<String, Value>>,
+    body: Option<&Map<String, Value>>,
+    now: Millis,
+) -> Result<Vec<Oid>> {
+    let before: Option<UserFacts> = previous.map(|p| user_facts(p, &tenant.policy));
+    let session = &mut locked.session;
+    let Some(body) = body else {
+        session.scim_delete(ResourceKind::User, id).await?;
+        return Ok(before.and_then(|b| b.oid).into_iter().collect());
+    };
+    let user_name = body
+        .get("userName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ScimError::invalid_value("userName is required"))?
+        .to_owned();
+    let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
+    if let Some(which) = session.scim_user_conflict(id, &user_name, external_id.as_deref()).await? {
+        let value = if which == "userName" { user_name.clone() } else { external_id.clone().unwrap_or_default() };
+        return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
+    }
+    let facts = user_facts(body, &tenant.policy);
+    if facts.active && facts.claim.is_none() {
+        tracing::warn!(
+            teamspace = %tenant.teamspace,
+            scim_user = id,
+            user_name = %user_name,
+            problem = facts.problem.as_deref().unwrap_or_default(),
+            "SCIM user stored but not a member"
+        );
+    }
+    let row = UserRow {
+        id: id.to_owned(),
+        user_name,
+        external_id,
+        display_name: body.get("displayName").and_then(Value::as_str).map(str::to_owned),
+        active: facts.active,
+        oid: facts.oid,
+        member_problem: if facts.claim.is_none() { facts.problem.clone() } else { None },
+        resource: Value::Object(body.clone()).to_string(),
+    };
+    session.scim_put_user(&row, now).await?;
+    // Only a change to what the claim depends on touches members; a new title does not.
+    if before.as_ref() == Some(&facts) {
+        return Ok(Vec::new());
+    }
+    Ok(before.and_then(|b| b.oid).into_iter().chain(facts.oid).collect())
+}
+
+/// Stores (or deletes) a group; with a `groups` policy, returns its members' oids before and
+/// after (their claims depend on it).
+async fn write_group(
+    locked: &mut Locked,
+    tenant: &Tenant,
+    id: &str,
+    body: Option<&Map<String, Value>>,
+    now: Millis,
+) -> Result<Vec<Oid>> {
+    let session = &mut locked.session;
+    let mut oids =
+        if tenant.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
+    let Some(body) = body else {
+        session.scim_delete(ResourceKind::Group, id).await?;
+        return Ok(oids);
+    };
+    let display_name = body
+        .get("displayName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
+        .to_owned();
+    let member_ids = body
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|members| members.iter().filter_map(|m| m.get("value")?.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let row = GroupRow {
+        id: id.to_owned(),
+        display_name,
+        external_id: body.get("externalId").and_then(Value::as_str).map(str::to_owned),
+        member_ids,
+        resource: Value::Object(body.clone()).to_string(),
+    };
+    session.scim_put_group(&row, now).await?;
+    if !tenant.policy.groups.is_empty() {
+        oids.extend(session.scim_group_member_oids(id).await?);
+    }
+    Ok(oids)
+}
+
+async fn write_response(
+    (state, tenant, rt): (ScimState, Tenant, ResourceType),
+    id: Option<String>,
+    headers: HeaderMap,
+    body: Option<Body>,
+    kind: &'static str,
+    projection: Projection,
+) -> Response {
+    respond(
+        async {
+            let change = match (kind, body) {
+                ("delete", _) => Change::Delete,
+                (_, None) => Change::Delete,
+                ("patch", Some(body)) => {
+                    let value = read_json(&headers, body).await?;
+                    Change::Patch(
+                        serde_json::from_value(value)
+                            .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp request: {e}")))?,
+                    )
+                }
+                ("create", Some(body)) => Change::Create(read_json(&headers, body).await?),
+                (_, Some(body)) => Change::Replace(read_json(&headers, body).await?),
+            };
+            write(&state, &tenant, rt, id, &headers, change, projection).await
+        }
+        .await,
+    )
+}
+
+macro_rules! resource_handlers {
+    ($rt:expr, $list:ident, $search:ident, $get:ident, $create:ident, $replace:ident, $patch:ident, $delete:ident) => {
+        pub async fn $list(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            query: Result<Query<ListQuery>, QueryRejection>,
+        ) -> Response {
+            match query {
+                Ok(Query(query)) => list_get(state, tenant, $rt, query).await,
+                Err(rejection) => ScimError::invalid_value(format!("query parameters: {rejection}")).into_response(),
+            }
+        }
+
+        pub async fn $search(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Response {
+            search(state, tenant, Some($rt), headers, body).await
+        }
+
+        pub async fn $get(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            Path(id): Path<String>,
+            projection: Result<Query<Projection>, QueryRejection>,
+        ) -> Response {
+            get_one(state, tenant, $rt, id, projection.map(|q| q.0).unwrap_or_default()).await
+        }
+
+        pub async fn $create(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            projection: Result<Query<Projection>, QueryRejection>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Response {
+            let projection = projection.map(|q| q.0).unwrap_or_default();
+            write_response((state, tenant, $rt), None, headers, Some(body), "create", projection).await
+        }
+
+        pub async fn $replace(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            Path(id): Path<String>,
+            projection: Result<Query<Projection>, QueryRejection>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Response {
+            let projection = projection.map(|q| q.0).unwrap_or_default();
+            write_response((state, tenant, $rt), Some(id), headers, Some(body), "replace", projection).await
+        }
+
+        pub async fn $patch(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            Path(id): Path<String>,
+            projection: Result<Query<Projection>, QueryRejection>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Response {
+            let projection = projection.map(|q| q.0).unwrap_or_default();
+            write_response((state, tenant, $rt), Some(id), headers, Some(body), "patch", projection).await
+        }
+
+        pub async fn $delete(
+            State(state): State<ScimState>,
+            Extension(tenant): Extension<Tenant>,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+        ) -> Response {
+            write_response((state, tenant, $rt), Some(id), headers, None, "delete", Projection::default()).await
+        }
+    };
+}
+
+resource_handlers!(USERS, list_users, search_users, get_user, create_user, replace_user, patch_user, delete_user);
+resource_handlers!(
+    GROUPS,
+    list_groups,
+    search_groups,
+    get_group,
+    create_group,
+    replace_group,
+    patch_group,
+    delete_group
+);

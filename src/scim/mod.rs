@@ -1,0 +1,122 @@
+//! The SCIM 2.0 service provider Entra provisions into (`/scim/v2`): bearer token → one
+//! teamspace; Users and Groups stored whole; discovery that says exactly what works.
+
+mod discovery;
+mod error;
+pub mod filter;
+mod handlers;
+pub mod patch;
+pub mod provision;
+mod resource;
+pub mod schema;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{ScimError, SCIM_JSON};
+
+use crate::reconcile::Reconciler;
+use provision::Policy;
+
+/// What SCIM handlers share.
+#[derive(Clone)]
+pub struct ScimState {
+    /// The reconcile core (and through it the store).
+    pub reconciler: Reconciler,
+    /// Teamspaces with a `scim` source, by slug, and how their users become claims.
+    pub policies: Arc<HashMap<String, Policy>>,
+}
+
+/// The teamspace a request's token belongs to.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Row id.
+    pub teamspace_id: i64,
+    /// Slug.
+    pub teamspace: String,
+    /// Its scim source's policy.
+    pub policy: Policy,
+    /// `http(s)://host/scim/v2`, for `meta.location`.
+    pub base_url: String,
+}
+
+/// The `/scim/v2` routes (to be nested by the caller).
+pub fn router(state: ScimState) -> Router {
+    let resources = Router::new()
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/.search", post(handlers::search_all))
+        .route("/Users", get(handlers::list_users).post(handlers::create_user))
+        .route("/Users/.search", post(handlers::search_users))
+        .route(
+            "/Users/{id}",
+            get(handlers::get_user)
+                .put(handlers::replace_user)
+                .patch(handlers::patch_user)
+                .delete(handlers::delete_user),
+        )
+        .route("/Groups", get(handlers::list_groups).post(handlers::create_group))
+        .route("/Groups/.search", post(handlers::search_groups))
+        .route(
+            "/Groups/{id}",
+            get(handlers::get_group)
+                .put(handlers::replace_group)
+                .patch(handlers::patch_group)
+                .delete(handlers::delete_group),
+        )
+        .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
+        .method_not_allowed_fallback(|| async { ScimError::method_not_allowed("method not allowed on this endpoint") });
+    resources.layer(middleware::from_fn_with_state(state.clone(), authenticate)).with_state(state)
+}
+
+/// Bearer token → [`Tenant`], or 401 (403 when the teamspace no longer accepts SCIM).
+async fn authenticate(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
+    let Some((id, secret)) = presented.and_then(token::split) else {
+        return ScimError::unauthorized("a SCIM bearer token is required (c7sync scim-token create)").into_response();
+    };
+    let credential = match state.reconciler.store().scim_token(id).await {
+        Ok(credential) => credential,
+        Err(error) => return ScimError::from(error).into_response(),
+    };
+    let Some(credential) = credential.filter(|c| !c.revoked && token::verify(secret, &c.secret_hash)) else {
+        return ScimError::unauthorized("the bearer token is not valid or was revoked").into_response();
+    };
+    let Some(policy) = state.policies.get(&credential.teamspace).cloned() else {
+        return ScimError::forbidden(format!(
+            "teamspace {} has no `scim` source in c7sync.toml; SCIM is off for it",
+            credential.teamspace
+        ))
+        .into_response();
+    };
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+    let scheme = request
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http")
+        .to_owned();
+    request.extensions_mut().insert(Tenant {
+        teamspace_id: credential.teamspace_id,
+        teamspace: credential.teamspace,
+        policy,
+        base_url: format!("{scheme}://{host}/scim/v2"),
+    });
+    next.run(request).await
+}

@@ -1,0 +1,445 @@
+//! SQL for SCIM: bearer tokens, and the User and Group resources. Reads go through the pool;
+//! writes through a [`WriteSession`], so a resource change and the member change it implies
+//! commit together.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::members::oid_of;
+use super::{Store, StoreError, WriteSession};
+use crate::clock::Millis;
+use crate::domain::Oid;
+
+/// Users or Groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// `/Users`.
+    User,
+    /// `/Groups`.
+    Group,
+}
+
+impl ResourceKind {
+    fn table(self) -> &'static str {
+        match self {
+            ResourceKind::User => "scim_users",
+            ResourceKind::Group => "scim_groups",
+        }
+    }
+}
+
+/// A stored resource: its JSON body (without `id` and `meta`) and its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    /// The SCIM id.
+    pub id: String,
+    /// The body as JSON text.
+    pub resource: String,
+    /// Bumped by every change: the ETag.
+    pub version: i64,
+    /// `meta.created`.
+    pub created_at: Millis,
+    /// `meta.lastModified`.
+    pub updated_at: Millis,
+}
+
+/// The indexed facts of a User, derived from its body by the SCIM layer.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// SCIM id.
+    pub id: String,
+    /// `userName` as given.
+    pub user_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// `active`.
+    pub active: bool,
+    /// The member's object id, when the oid attribute is a GUID.
+    pub oid: Option<Oid>,
+    /// Why an active user is not a member.
+    pub member_problem: Option<String>,
+    /// The body.
+    pub resource: String,
+}
+
+/// The indexed facts of a Group.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    /// SCIM id.
+    pub id: String,
+    /// `displayName`.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `members[].value`.
+    pub member_ids: Vec<String>,
+    /// The body.
+    pub resource: String,
+}
+
+/// A value bound into a pushed-down filter.
+#[derive(Debug, Clone)]
+pub enum SqlArg {
+    /// Text.
+    Text(String),
+}
+
+/// A filter the SCIM layer compiled to SQL: a condition over the table aliased `r`.
+#[derive(Debug, Clone)]
+pub struct SqlFilter {
+    /// The condition, with `?` placeholders.
+    pub condition: String,
+    /// Its arguments, in order.
+    pub args: Vec<SqlArg>,
+}
+
+/// A SCIM token as `scim-token list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScimTokenRecord {
+    /// Token id (the public part of the token).
+    pub id: i64,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// Free text.
+    pub label: String,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last successful use, to the minute.
+    pub last_used_at: Option<Millis>,
+    /// When revoked.
+    pub revoked_at: Option<Millis>,
+}
+
+/// What authenticating a token needs.
+#[derive(Debug, Clone)]
+pub struct TokenCredential {
+    /// Teamspace row id.
+    pub teamspace_id: i64,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// Revoked tokens never authenticate.
+    pub revoked: bool,
+}
+
+fn resource_of(row: &SqliteRow) -> Result<StoredResource, StoreError> {
+    Ok(StoredResource {
+        id: row.try_get(0)?,
+        resource: row.try_get(1)?,
+        version: row.try_get(2)?,
+        created_at: Millis(row.try_get(3)?),
+        updated_at: Millis(row.try_get(4)?),
+    })
+}
+
+const RESOURCE_COLUMNS: &str = "r.id, r.resource, r.version, r.created_at, r.updated_at";
+
+impl Store {
+    /// Stores a new token's hash; returns its id.
+    pub async fn create_scim_token(
+        &self,
+        teamspace_id: i64,
+        label: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO scim_tokens (teamspace_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(teamspace_id)
+        .bind(label)
+        .bind(secret_hash)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Tokens, newest first, of one teamspace or all.
+    pub async fn list_scim_tokens(&self, teamspace_id: Option<i64>) -> Result<Vec<ScimTokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.id, t.name, k.label, k.created_at, k.last_used_at, k.revoked_at \
+             FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id \
+             WHERE (?1 IS NULL OR k.teamspace_id = ?1) ORDER BY k.id DESC",
+        )
+        .bind(teamspace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ScimTokenRecord {
+                    id: row.try_get(0)?,
+                    teamspace: row.try_get(1)?,
+                    label: row.try_get(2)?,
+                    created_at: Millis(row.try_get(3)?),
+                    last_used_at: row.try_get::<Option<i64>, _>(4)?.map(Millis),
+                    revoked_at: row.try_get::<Option<i64>, _>(5)?.map(Millis),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a token; revoking twice is fine.
+    pub async fn revoke_scim_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE scim_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?")
+            .bind(now.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("SCIM token {id}")));
+        }
+        Ok(())
+    }
+
+    /// What is needed to check a presented token with id `id`.
+    pub async fn scim_token(&self, id: i64) -> Result<Option<TokenCredential>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.teamspace_id, t.name, k.secret_hash, k.revoked_at IS NOT NULL \
+             FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id WHERE k.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(TokenCredential {
+                teamspace_id: row.try_get(0)?,
+                teamspace: row.try_get(1)?,
+                secret_hash: row.try_get(2)?,
+                revoked: row.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Notes that a token was used (callers throttle this to once a minute).
+    pub async fn touch_scim_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE scim_tokens SET last_used_at = ? WHERE id = ?")
+            .bind(now.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One resource by id.
+    pub async fn scim_get(
+        &self,
+        teamspace_id: i64,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table());
+        let row = sqlx::query(&sql).bind(teamspace_id).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    /// A page of resources in creation order, with the total, optionally filtered in SQL.
+    pub async fn scim_query(
+        &self,
+        teamspace_id: i64,
+        kind: ResourceKind,
+        filter: Option<&SqlFilter>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<StoredResource>), StoreError> {
+        let condition = filter.map(|f| format!(" AND ({})", f.condition)).unwrap_or_default();
+        let table = kind.table();
+        let count_sql = format!("SELECT count(*) FROM {table} r WHERE r.teamspace_id = ?{condition}");
+        let page_sql = format!(
+            "SELECT {RESOURCE_COLUMNS} FROM {table} r WHERE r.teamspace_id = ?{condition} ORDER BY r.seq LIMIT ? OFFSET ?"
+        );
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(teamspace_id);
+        let mut page = sqlx::query(&page_sql).bind(teamspace_id);
+        for SqlArg::Text(arg) in filter.map(|f| f.args.as_slice()).unwrap_or_default() {
+            count = count.bind(arg.clone());
+            page = page.bind(arg.clone());
+        }
+        let total = count.fetch_one(&self.pool).await?;
+        let rows = if limit > 0 { page.bind(limit).bind(offset).fetch_all(&self.pool).await? } else { Vec::new() };
+        Ok((total, rows.iter().map(resource_of).collect::<Result<_, _>>()?))
+    }
+}
+
+impl WriteSession {
+    /// One resource by id, read under the write lock (for read-modify-write).
+    pub async fn scim_get(&mut self, kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table());
+        let row = sqlx::query(&sql).bind(self.teamspace.id).bind(id).fetch_optional(&mut *self.tx).await?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    /// Another user holding this userName (any case) or externalId: `Some("userName")` or
+    /// `Some("externalId")`.
+    pub async fn scim_user_conflict(
+        &mut self,
+        id: &str,
+        user_name: &str,
+        external_id: Option<&str>,
+    ) -> Result<Option<&'static str>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_name_key = ?2 FROM scim_users \
+             WHERE teamspace_id = ?1 AND id <> ?4 AND (user_name_key = ?2 OR external_id = ?3) LIMIT 1",
+        )
+        .bind(self.teamspace.id)
+        .bind(user_name.to_lowercase())
+        .bind(external_id)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|row| if row.get::<bool, _>(0) { "userName" } else { "externalId" }))
+    }
+
+    /// Inserts or replaces a user; returns its new version.
+    pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<i64, StoreError> {
+        let version = sqlx::query_scalar(
+            "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, external_id, display_name, \
+                 active, oid, member_problem, resource, version, created_at, updated_at) \
+             VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = ?1), \
+                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
+             ON CONFLICT (teamspace_id, id) DO UPDATE SET user_name = excluded.user_name, \
+                 user_name_key = excluded.user_name_key, external_id = excluded.external_id, \
+                 display_name = excluded.display_name, active = excluded.active, oid = excluded.oid, \
+                 member_problem = excluded.member_problem, resource = excluded.resource, \
+                 version = scim_users.version + 1, updated_at = excluded.updated_at \
+             RETURNING version",
+        )
+        .bind(self.teamspace.id)
+        .bind(&user.id)
+        .bind(&user.user_name)
+        .bind(user.user_name.to_lowercase())
+        .bind(&user.external_id)
+        .bind(&user.display_name)
+        .bind(user.active)
+        .bind(user.oid.map(|o| o.to_bytes().to_vec()))
+        .bind(&user.member_problem)
+        .bind(&user.resource)
+        .bind(now.0)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(version)
+    }
+
+    /// Inserts or replaces a group and its member index; returns its new version.
+    pub async fn scim_put_group(&mut self, group: &GroupRow, now: Millis) -> Result<i64, StoreError> {
+        let version = sqlx::query_scalar(
+            "INSERT INTO scim_groups (teamspace_id, id, seq, display_name, display_name_key, external_id, resource, \
+                 version, created_at, updated_at) \
+             VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_groups WHERE teamspace_id = ?1), \
+                 ?3, ?4, ?5, ?6, 1, ?7, ?7) \
+             ON CONFLICT (teamspace_id, id) DO UPDATE SET display_name = excluded.display_name, \
+                 display_name_key = excluded.display_name_key, external_id = excluded.external_id, \
+                 resource = excluded.resource, version = scim_groups.version + 1, updated_at = excluded.updated_at \
+             RETURNING version",
+        )
+        .bind(self.teamspace.id)
+        .bind(&group.id)
+        .bind(&group.display_name)
+        .bind(group.display_name.to_lowercase())
+        .bind(&group.external_id)
+        .bind(&group.resource)
+        .bind(now.0)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM scim_group_members WHERE teamspace_id = ? AND group_id = ?")
+            .bind(self.teamspace.id)
+            .bind(&group.id)
+            .execute(&mut *self.tx)
+            .await?;
+        for member in &group.member_ids {
+            sqlx::query(
+                "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES (?, ?, ?)",
+            )
+            .bind(self.teamspace.id)
+            .bind(&group.id)
+            .bind(member)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(version)
+    }
+
+    /// Deletes a resource (and a group's member index, or a user's memberships); false if
+    /// there was none.
+    pub async fn scim_delete(&mut self, kind: ResourceKind, id: &str) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE teamspace_id = ? AND id = ?", kind.table());
+        let deleted = sqlx::query(&sql).bind(self.teamspace.id).bind(id).execute(&mut *self.tx).await?;
+        let index = match kind {
+            ResourceKind::User => "DELETE FROM scim_group_members WHERE teamspace_id = ? AND member_id = ?",
+            ResourceKind::Group => "DELETE FROM scim_group_members WHERE teamspace_id = ? AND group_id = ?",
+        };
+        sqlx::query(index).bind(self.teamspace.id).bind(id).execute(&mut *self.tx).await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// The SCIM users standing for `oid`, as (user id, active, member_problem is set).
+    pub async fn scim_users_of_oid(&mut self, oid: Oid) -> Result<Vec<ScimUserFacts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, active, member_problem IS NULL, resource FROM scim_users WHERE teamspace_id = ? AND oid = ? ORDER BY seq",
+        )
+        .bind(self.teamspace.id)
+        .bind(oid.to_bytes().to_vec())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ScimUserFacts {
+                    id: row.try_get(0)?,
+                    active: row.try_get(1)?,
+                    usable: row.try_get(2)?,
+                    resource: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The oids of the users who are members of the group `group_id`.
+    pub async fn scim_group_member_oids(&mut self, group_id: &str) -> Result<Vec<Oid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT u.oid FROM scim_group_members m \
+             JOIN scim_users u ON u.teamspace_id = m.teamspace_id AND u.id = m.member_id \
+             WHERE m.teamspace_id = ? AND m.group_id = ? AND u.oid IS NOT NULL",
+        )
+        .bind(self.teamspace.id)
+        .bind(group_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|row| oid_of(row, 0)).collect()
+    }
+
+    /// Lower-cased display names of the groups the user is a direct member of.
+    pub async fn scim_group_names_of(&mut self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query_scalar(
+            "SELECT g.display_name_key FROM scim_group_members m \
+             JOIN scim_groups g ON g.teamspace_id = m.teamspace_id AND g.id = m.group_id \
+             WHERE m.teamspace_id = ? AND m.member_id = ?",
+        )
+        .bind(self.teamspace.id)
+        .bind(user_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Commits SCIM resource changes that change no member.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What claim derivation needs of one SCIM user.
+#[derive(Debug, Clone)]
+pub struct ScimUserFacts {
+    /// SCIM id.
+    pub id: String,
+    /// `active`.
+    pub active: bool,
+    /// Its oid attribute and address are usable.
+    pub usable: bool,
+    /// The body, for the address and name.
+    pub resource: String,
+}
