@@ -9,4 +9,5 @@ mod cli_members;
 mod cli_serve;
 mod graph_sync;
 mod reconcile_core;
+mod scim_api;
 mod support;
