@@ -5,12 +5,15 @@
 //! snapshot) → `store::Store::apply` (members + claims + run + audit + outbox in one
 //! transaction) → the outbox feeds downstream delivery.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod scim;

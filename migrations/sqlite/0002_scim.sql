@@ -36,9 +36,10 @@ CREATE TABLE scim_users (
     PRIMARY KEY (teamspace_id, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX scim_users_by_user_name ON scim_users (teamspace_id, user_name_key);
-CREATE UNIQUE INDEX scim_users_by_external_id ON scim_users (teamspace_id, external_id) WHERE external_id IS NOT NULL;
+-- NULLs never collide in a UNIQUE index, so users without an externalId are fine.
+CREATE UNIQUE INDEX scim_users_by_external_id ON scim_users (teamspace_id, external_id);
 CREATE INDEX scim_users_by_seq ON scim_users (teamspace_id, seq);
-CREATE INDEX scim_users_by_oid ON scim_users (teamspace_id, oid) WHERE oid IS NOT NULL;
+CREATE INDEX scim_users_by_oid ON scim_users (teamspace_id, oid);
 
 CREATE TABLE scim_groups (
     teamspace_id      INTEGER NOT NULL REFERENCES teamspaces(id),

@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod audit;
+mod events;
 mod import;
 mod init;
 mod members;
@@ -135,6 +136,9 @@ enum Command {
     Runs(runs::RunsCommand),
     /// The audit trail of member changes
     Audit(audit::AuditArgs),
+    /// Downstream delivery of member events: list them, retry dead ones
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 /// Everything a command needs: the validated config and the open store.
@@ -214,6 +218,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,
         Command::Audit(args) => audit::run(&Context::load(cli).await?, args).await,
+        Command::Events(command) => events::run(&Context::load(cli).await?, command).await,
     }
 }
 

@@ -138,6 +138,9 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
     );
     outln!("  started {}, finished {}", run.started_at, run.finished_at);
     outln!("  added {}, removed {}, updated {}, unchanged {}", c.added, c.removed, c.updated, c.unchanged);
+    if let Some(details) = &run.details {
+        outln!("  details: {details}");
+    }
     if let Some(reason) = &run.reason {
         outln!("  reason: {reason}");
     }

@@ -15,7 +15,7 @@ pub enum ScimTokenCommand {
     Create(CreateArgs),
     /// List tokens (never their values)
     List(ListArgs),
-    /// Revoke a token by id; requests with it get 401 at once
+    /// Revoke a token by id; requests with it get 401 within a second
     Revoke(RevokeArgs),
 }
 

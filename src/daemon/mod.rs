@@ -12,8 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::ApiState;
 use crate::config::{Config, SourceSettings};
+use crate::delivery::DeliveryOptions;
 use crate::http::{router, AppState};
+use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::scim::provision::Policy;
 use crate::scim::ScimState;
@@ -41,6 +44,12 @@ pub enum DaemonError {
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// `[delivery]` names a signing-secret variable that is not set.
+    #[error("[delivery] signing_secret_env: environment variable {0} is not set or empty")]
+    MissingSecret(String),
+    /// The store could not be read at start-up.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
@@ -50,6 +59,35 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         .map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let signals = Signals::install()?;
+    let delivery = match &config.delivery {
+        None => None,
+        Some(delivery) => {
+            let secret = std::env::var(&delivery.signing_secret_env)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| DaemonError::MissingSecret(delivery.signing_secret_env.clone()))?;
+            Some(DeliveryOptions::new(delivery.webhook_url.clone(), secret.as_bytes()))
+        }
+    };
+    let metrics = Metrics::new();
+    let api = match std::env::var("C7SYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        None => {
+            tracing::info!("C7SYNC_ADMIN_TOKEN is not set: the /v1 API is off");
+            None
+        }
+        Some(token) => {
+            let mut teamspaces = std::collections::HashMap::new();
+            for teamspace in &config.teamspaces {
+                let id = reconciler.store().teamspace(teamspace.name.as_str()).await?.id;
+                teamspaces.insert(teamspace.name.to_string(), id);
+            }
+            Some(ApiState {
+                store: reconciler.store().clone(),
+                token_hash: crate::scim::token::hash(&token).into(),
+                teamspaces: std::sync::Arc::new(teamspaces),
+            })
+        }
+    };
 
     let shutdown = CancellationToken::new();
     let http_shutdown = CancellationToken::new();
@@ -63,8 +101,8 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
             })
         })
         .collect();
-    let scim = ScimState { reconciler: reconciler.clone(), policies: std::sync::Arc::new(policies) };
-    let app = router(AppState { store: reconciler.store().clone() }, scim);
+    let scim = ScimState::new(reconciler.clone(), policies);
+    let app = router(AppState { store: reconciler.store().clone(), metrics: metrics.clone() }, scim, api);
     let http = tokio::spawn({
         let stop = http_shutdown.clone();
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
@@ -72,6 +110,10 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
     tracing::info!(%address, "listening");
 
     let runs = TaskTracker::new();
+    if let Some(options) = delivery {
+        // Tracked with the runs: a batch in flight at shutdown is finished and recorded.
+        runs.spawn(crate::delivery::run(reconciler.store().clone(), options, metrics, shutdown.clone()));
+    }
     let scheduled = scheduler::start(config, reconciler, shutdown.clone(), runs.clone());
     tracing::info!(scheduled, teamspaces = config.teamspaces.len(), "c7sync serve started");
 

@@ -1,14 +1,18 @@
 //! The daemon's HTTP surface: `/healthz` (the process is up), `/readyz` (the database
-//! answers), and SCIM under `/scim/v2`.
+//! answers), `/metrics`, SCIM under `/scim/v2`, and the read API under `/v1`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::api::ApiState;
+use crate::metrics::Metrics;
 use crate::scim::ScimState;
 use crate::store::Store;
 
@@ -20,15 +24,40 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AppState {
     /// The store.
     pub store: Store,
+    /// This process's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
-/// Every route the daemon serves.
-pub fn router(state: AppState, scim: ScimState) -> Router {
-    Router::new()
+/// Every route the daemon serves; `/v1` only when `api` is given.
+pub fn router(state: AppState, scim: ScimState, api: Option<ApiState>) -> Router {
+    let scim = crate::scim::router(scim).layer(middleware::from_fn_with_state(state.metrics.clone(), observe_scim));
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
-        .nest("/scim/v2", crate::scim::router(scim))
+        .nest("/scim/v2", scim);
+    if let Some(api) = api {
+        router = router.nest("/v1", crate::api::router(api));
+    }
+    router
+}
+
+/// Counts SCIM requests by method and status, with their latency.
+async fn observe_scim(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_scim(&method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.render(&state.store).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(error) => not_ready(error.to_string()),
+    }
 }
 
 async fn healthz() -> Response {

@@ -21,7 +21,7 @@ use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
 use crate::plan::Desired;
 use crate::reconcile::{Locked, RunRequest};
-use crate::store::{GroupRow, ResourceKind, UserRow};
+use crate::store::{GroupRow, ResourceKind, StoredResource, UserRow};
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -343,27 +343,29 @@ async fn write(
         Change::Delete => None,
     };
     let now = Millis::now();
-    let oids = match kind {
+    let (oids, not_a_member, stored) = match kind {
         ResourceKind::User => write_user(&mut locked, tenant, &id, previous_body.as_ref(), body.as_ref(), now).await?,
-        ResourceKind::Group => write_group(&mut locked, tenant, &id, body.as_ref(), now).await?,
+        ResourceKind::Group => {
+            let (oids, stored) = write_group(&mut locked, tenant, &id, body.as_ref(), now).await?;
+            (oids, None, stored)
+        }
     };
     let deltas = deltas_for(&mut locked.session, &tenant.policy, oids).await?;
-    if deltas.is_empty() {
+    // A resource change that changes no member needs no run, unless it leaves an active user
+    // outside: that run (with no changes) is how `c7sync runs show` tells the admin why.
+    if deltas.is_empty() && not_a_member.is_none() {
         locked.session.commit().await?;
     } else {
-        let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim")
-            .with_details(serde_json::json!({ "resource": rt.name, "id": id, "operation": operation }));
+        let mut details = serde_json::json!({ "resource": rt.name, "id": id, "operation": operation });
+        if let Some(why) = not_a_member {
+            details["not_a_member"] = Value::String(why);
+        }
+        let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim").with_details(details);
         state.reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
     }
-    if body.is_none() {
+    let Some(stored) = stored else {
         return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    let stored = state
-        .reconciler
-        .store()
-        .scim_get(tenant.teamspace_id, kind, &id)
-        .await?
-        .ok_or_else(|| ScimError::internal(format!("{} {id} vanished after its write", rt.name)))?;
+    };
     let rendered = render(rt, &stored, &tenant.base_url)?;
     let attributes = attribute_list(projection.attributes.as_deref())?;
     let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
@@ -376,7 +378,8 @@ async fn write(
     })
 }
 
-/// Stores (or deletes) a user; returns the oids whose claim may have changed.
+/// Stores (or deletes) a user; returns the oids whose claim may have changed, and why the
+/// user is not a member when that just became so.
 async fn write_user(
     locked: &mut Locked,
     tenant: &Tenant,
@@ -384,12 +387,12 @@ async fn write_user(
     previous: Option<&Map<String, Value>>,
     body: Option<&Map<String, Value>>,
     now: Millis,
-) -> Result<Vec<Oid>> {
+) -> Result<(Vec<Oid>, Option<String>, Option<StoredResource>)> {
     let before: Option<UserFacts> = previous.map(|p| user_facts(p, &tenant.policy));
     let session = &mut locked.session;
     let Some(body) = body else {
         session.scim_delete(ResourceKind::User, id).await?;
-        return Ok(before.and_then(|b| b.oid).into_iter().collect());
+        return Ok((before.and_then(|b| b.oid).into_iter().collect(), None, None));
     };
     let user_name = body
         .get("userName")
@@ -423,12 +426,19 @@ async fn write_user(
         member_problem: if facts.claim.is_none() { facts.problem.clone() } else { None },
         resource: Value::Object(body.clone()).to_string(),
     };
-    session.scim_put_user(&row, now).await?;
+    let not_a_member = match (&facts.problem, facts.active && facts.claim.is_none()) {
+        (Some(problem), true) => {
+            Some(format!("SCIM user {id} ({}) is stored but not a member: {problem}", row.user_name))
+        }
+        _ => None,
+    };
+    let (version, created_at) = session.scim_put_user(&row, now).await?;
+    let stored = StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now };
     // Only a change to what the claim depends on touches members; a new title does not.
     if before.as_ref() == Some(&facts) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None, Some(stored)));
     }
-    Ok(before.and_then(|b| b.oid).into_iter().chain(facts.oid).collect())
+    Ok((before.and_then(|b| b.oid).into_iter().chain(facts.oid).collect(), not_a_member, Some(stored)))
 }
 
 /// Stores (or deletes) a group; with a `groups` policy, returns its members' oids before and
@@ -439,13 +449,13 @@ async fn write_group(
     id: &str,
     body: Option<&Map<String, Value>>,
     now: Millis,
-) -> Result<Vec<Oid>> {
+) -> Result<(Vec<Oid>, Option<StoredResource>)> {
     let session = &mut locked.session;
     let mut oids =
         if tenant.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
     let Some(body) = body else {
         session.scim_delete(ResourceKind::Group, id).await?;
-        return Ok(oids);
+        return Ok((oids, None));
     };
     let display_name = body
         .get("displayName")
@@ -466,11 +476,11 @@ async fn write_group(
         member_ids,
         resource: Value::Object(body.clone()).to_string(),
     };
-    session.scim_put_group(&row, now).await?;
+    let (version, created_at) = session.scim_put_group(&row, now).await?;
     if !tenant.policy.groups.is_empty() {
         oids.extend(session.scim_group_member_oids(id).await?);
     }
-    Ok(oids)
+    Ok((oids, Some(StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now })))
 }
 
 async fn write_response(

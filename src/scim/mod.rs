@@ -12,7 +12,8 @@ pub mod schema;
 pub mod token;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -24,7 +25,15 @@ use axum::Router;
 pub use error::{ScimError, SCIM_JSON};
 
 use crate::reconcile::Reconciler;
+use crate::store::TokenCredential;
 use provision::Policy;
+
+/// A token's stored credential is re-read after this long, so a revocation by another process
+/// (`c7sync scim-token revoke`) takes effect within it.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// A token's credential (`None`: revoked or deleted) and when it was read.
+type CachedCredential = (Option<TokenCredential>, Instant);
 
 /// What SCIM handlers share.
 #[derive(Clone)]
@@ -33,6 +42,30 @@ pub struct ScimState {
     pub reconciler: Reconciler,
     /// Teamspaces with a `scim` source, by slug, and how their users become claims.
     pub policies: Arc<HashMap<String, Policy>>,
+    /// Credentials by token id, with when they were read.
+    tokens: Arc<Mutex<HashMap<i64, CachedCredential>>>,
+}
+
+impl ScimState {
+    /// State for the SCIM routes.
+    pub fn new(reconciler: Reconciler, policies: HashMap<String, Policy>) -> Self {
+        ScimState { reconciler, policies: Arc::new(policies), tokens: Arc::default() }
+    }
+
+    async fn credential(&self, id: i64) -> Result<Option<TokenCredential>, ScimError> {
+        let cached = self.tokens.lock().ok().and_then(|cache| cache.get(&id).cloned());
+        if let Some((credential, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < TOKEN_CACHE_TTL) {
+            return Ok(credential);
+        }
+        let credential = self.reconciler.store().scim_token(id).await?;
+        if let Ok(mut cache) = self.tokens.lock() {
+            // Bounded: ids that were never issued are not kept.
+            if credential.is_some() {
+                cache.insert(id, (credential.clone(), Instant::now()));
+            }
+        }
+        Ok(credential)
+    }
 }
 
 /// The teamspace a request's token belongs to.
@@ -90,9 +123,9 @@ async fn authenticate(State(state): State<ScimState>, mut request: Request, next
     let Some((id, secret)) = presented.and_then(token::split) else {
         return ScimError::unauthorized("a SCIM bearer token is required (c7sync scim-token create)").into_response();
     };
-    let credential = match state.reconciler.store().scim_token(id).await {
+    let credential = match state.credential(id).await {
         Ok(credential) => credential,
-        Err(error) => return ScimError::from(error).into_response(),
+        Err(error) => return error.into_response(),
     };
     let Some(credential) = credential.filter(|c| !c.revoked && token::verify(secret, &c.secret_hash)) else {
         return ScimError::unauthorized("the bearer token is not valid or was revoked").into_response();

@@ -322,3 +322,44 @@ impl Store {
         Ok(summaries)
     }
 }
+
+/// Runs and their member changes, per teamspace, source and outcome (for `/metrics`).
+#[derive(Debug, Clone)]
+pub struct RunTotals {
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// `kind:id`.
+    pub source: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Runs.
+    pub runs: i64,
+    /// Members added.
+    pub added: i64,
+    /// Members removed.
+    pub removed: i64,
+}
+
+impl Store {
+    /// Totals over every recorded run.
+    pub async fn run_totals(&self) -> Result<Vec<RunTotals>, StoreError> {
+        let sql = format!(
+            "SELECT t.name, {SOURCE_LABEL}, r.outcome, count(*), sum(r.added), sum(r.removed) FROM runs r \
+             JOIN teamspaces t ON t.id = r.teamspace_id JOIN sources s ON s.id = r.source_id \
+             GROUP BY r.teamspace_id, r.source_id, r.outcome ORDER BY 1, 2, 3"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RunTotals {
+                    teamspace: row.try_get(0)?,
+                    source: row.try_get(1)?,
+                    outcome: row.try_get(2)?,
+                    runs: row.try_get(3)?,
+                    added: row.try_get(4)?,
+                    removed: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -38,6 +38,36 @@ pub struct MemberRecord {
     pub updated_at: Millis,
 }
 
+fn member_of(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
+    let sources: Option<String> = row.try_get(7)?;
+    let mut sources: Vec<String> = sources
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse::<SourceName>().ok().map(|n| n.to_string()))
+        .collect();
+    sources.sort();
+    Ok(MemberRecord {
+        tenant_id: row.try_get(0)?,
+        oid: oid_of(row, 1)?,
+        email: row.try_get(2)?,
+        display_name: row.try_get(3)?,
+        role: row.try_get(4)?,
+        created_at: Millis(row.try_get(5)?),
+        updated_at: Millis(row.try_get(6)?),
+        sources,
+    })
+}
+
+const MEMBER_SELECT: &str = concat!(
+    "SELECT t.tenant_id, m.oid, m.email, m.display_name, m.role, m.created_at, m.updated_at, \
+     (SELECT group_concat(",
+    source_label!(),
+    ", ' ') FROM claims c JOIN sources s ON s.id = c.source_id \
+       WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) \
+     FROM members m JOIN teamspaces t ON t.id = m.teamspace_id"
+);
+
 pub(super) fn oid_of(row: &SqliteRow, index: usize) -> Result<Oid, StoreError> {
     let bytes: &[u8] = row.try_get(index)?;
     Oid::from_bytes(bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
@@ -55,41 +85,35 @@ impl Store {
 
     /// Members for listing, ordered by email, with the sources claiming each; `only` narrows
     /// the list to one member (the lookup behind `members remove` and the API).
+    /// One member: the "is this oid provisioned" look-up, one primary-key read.
+    pub async fn member(&self, teamspace_id: i64, oid: Oid) -> Result<Option<MemberRecord>, StoreError> {
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? AND m.oid = ?");
+        let row = sqlx::query(&sql).bind(teamspace_id).bind(&oid.to_bytes()[..]).fetch_optional(&self.pool).await?;
+        row.as_ref().map(member_of).transpose()
+    }
+
+    /// A keyset page of members in oid order, after `after`.
+    pub async fn members_after(
+        &self,
+        teamspace_id: i64,
+        after: Option<Oid>,
+        limit: i64,
+    ) -> Result<Vec<MemberRecord>, StoreError> {
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? AND m.oid > ? ORDER BY m.oid LIMIT ?");
+        let after = after.map(|o| o.to_bytes().to_vec()).unwrap_or_default();
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(member_of).collect()
+    }
+
     pub async fn list_members(&self, teamspace_id: i64, only: Option<Oid>) -> Result<Vec<MemberRecord>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT t.tenant_id, m.oid, m.email, m.display_name, m.role, m.created_at, m.updated_at, \
-             (SELECT group_concat(",
-            source_label!(),
-            ", ' ') FROM claims c JOIN sources s ON s.id = c.source_id \
-               WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) \
-             FROM members m JOIN teamspaces t ON t.id = m.teamspace_id \
-             WHERE m.teamspace_id = $1 AND ($2 IS NULL OR m.oid = $2) ORDER BY lower(m.email), m.oid",
-        ))
-        .bind(teamspace_id)
-        .bind(only.map(|o| o.to_bytes().to_vec()))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let sources: Option<String> = row.try_get(7)?;
-                let mut sources: Vec<String> = sources
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| s.parse::<SourceName>().ok().map(|n| n.to_string()))
-                    .collect();
-                sources.sort();
-                Ok(MemberRecord {
-                    tenant_id: row.try_get(0)?,
-                    oid: oid_of(row, 1)?,
-                    email: row.try_get(2)?,
-                    display_name: row.try_get(3)?,
-                    role: row.try_get(4)?,
-                    created_at: Millis(row.try_get(5)?),
-                    updated_at: Millis(row.try_get(6)?),
-                    sources,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "{MEMBER_SELECT} WHERE m.teamspace_id = $1 AND ($2 IS NULL OR m.oid = $2) ORDER BY lower(m.email), m.oid"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(teamspace_id)
+            .bind(only.map(|o| o.to_bytes().to_vec()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(member_of).collect()
     }
 }

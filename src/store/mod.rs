@@ -11,6 +11,7 @@ macro_rules! source_label {
 
 mod apply;
 mod error;
+mod events;
 mod history;
 mod integrity;
 mod members;
@@ -27,7 +28,8 @@ use sqlx::{Row, SqlitePool};
 
 pub use apply::{NewRun, Outcome, RunInput};
 pub use error::StoreError;
-pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, TeamspaceSummary};
+pub use events::{Event, EventFilter, EventState, PendingHead};
+pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
 pub use scim::{
     GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, SqlArg, SqlFilter, StoredResource, TokenCredential, UserRow,

@@ -258,8 +258,14 @@ impl Store {
             count = count.bind(arg.clone());
             page = page.bind(arg.clone());
         }
-        let total = count.fetch_one(&self.pool).await?;
         let rows = if limit > 0 { page.bind(limit).bind(offset).fetch_all(&self.pool).await? } else { Vec::new() };
+        // A first page with room to spare holds everything: no need to count (the common
+        // `userName eq` look-up answers with one query).
+        let total = if offset == 0 && (rows.len() as i64) < limit {
+            rows.len() as i64
+        } else {
+            count.fetch_one(&self.pool).await?
+        };
         Ok((total, rows.iter().map(resource_of).collect::<Result<_, _>>()?))
     }
 }
@@ -280,9 +286,11 @@ impl WriteSession {
         user_name: &str,
         external_id: Option<&str>,
     ) -> Result<Option<&'static str>, StoreError> {
+        // Two indexed look-ups; one `a OR b` condition would scan the teamspace.
         let row = sqlx::query(
-            "SELECT user_name_key = ?2 FROM scim_users \
-             WHERE teamspace_id = ?1 AND id <> ?4 AND (user_name_key = ?2 OR external_id = ?3) LIMIT 1",
+            "SELECT 1 FROM scim_users WHERE teamspace_id = ?1 AND user_name_key = ?2 AND id <> ?4 \
+             UNION ALL \
+             SELECT 0 FROM scim_users WHERE teamspace_id = ?1 AND external_id = ?3 AND id <> ?4 LIMIT 1",
         )
         .bind(self.teamspace.id)
         .bind(user_name.to_lowercase())
@@ -293,9 +301,9 @@ impl WriteSession {
         Ok(row.map(|row| if row.get::<bool, _>(0) { "userName" } else { "externalId" }))
     }
 
-    /// Inserts or replaces a user; returns its new version.
-    pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<i64, StoreError> {
-        let version = sqlx::query_scalar(
+    /// Inserts or replaces a user; returns its new version and creation time.
+    pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
+        let (version, created_at): (i64, i64) = sqlx::query_as(
             "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, external_id, display_name, \
                  active, oid, member_problem, resource, version, created_at, updated_at) \
              VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = ?1), \
@@ -305,7 +313,7 @@ impl WriteSession {
                  display_name = excluded.display_name, active = excluded.active, oid = excluded.oid, \
                  member_problem = excluded.member_problem, resource = excluded.resource, \
                  version = scim_users.version + 1, updated_at = excluded.updated_at \
-             RETURNING version",
+             RETURNING version, created_at",
         )
         .bind(self.teamspace.id)
         .bind(&user.id)
@@ -320,12 +328,13 @@ impl WriteSession {
         .bind(now.0)
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok(version)
+        Ok((version, Millis(created_at)))
     }
 
-    /// Inserts or replaces a group and its member index; returns its new version.
-    pub async fn scim_put_group(&mut self, group: &GroupRow, now: Millis) -> Result<i64, StoreError> {
-        let version = sqlx::query_scalar(
+    /// Inserts or replaces a group and its member index; returns its new version and creation
+    /// time.
+    pub async fn scim_put_group(&mut self, group: &GroupRow, now: Millis) -> Result<(i64, Millis), StoreError> {
+        let (version, created_at): (i64, i64) = sqlx::query_as(
             "INSERT INTO scim_groups (teamspace_id, id, seq, display_name, display_name_key, external_id, resource, \
                  version, created_at, updated_at) \
              VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_groups WHERE teamspace_id = ?1), \
@@ -333,7 +342,7 @@ impl WriteSession {
              ON CONFLICT (teamspace_id, id) DO UPDATE SET display_name = excluded.display_name, \
                  display_name_key = excluded.display_name_key, external_id = excluded.external_id, \
                  resource = excluded.resource, version = scim_groups.version + 1, updated_at = excluded.updated_at \
-             RETURNING version",
+             RETURNING version, created_at",
         )
         .bind(self.teamspace.id)
         .bind(&group.id)
@@ -359,7 +368,7 @@ impl WriteSession {
             .execute(&mut *self.tx)
             .await?;
         }
-        Ok(version)
+        Ok((version, Millis(created_at)))
     }
 
     /// Deletes a resource (and a group's member index, or a user's memberships); false if
@@ -378,7 +387,7 @@ impl WriteSession {
     /// The SCIM users standing for `oid`, as (user id, active, member_problem is set).
     pub async fn scim_users_of_oid(&mut self, oid: Oid) -> Result<Vec<ScimUserFacts>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, active, member_problem IS NULL, resource FROM scim_users WHERE teamspace_id = ? AND oid = ? ORDER BY seq",
+            "SELECT id, active, member_problem IS NULL, resource FROM scim_users WHERE teamspace_id = ? AND oid = ?",
         )
         .bind(self.teamspace.id)
         .bind(oid.to_bytes().to_vec())

@@ -2,7 +2,6 @@
 //! file: Entra's documented request sequence, its PATCH quirks, errors, isolation, tokens.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use c7sync::clock::Millis;
 use c7sync::http::{router, AppState};
@@ -31,8 +30,8 @@ impl Scim {
         let policy =
             Policy { oid_attribute: "externalId".into(), groups: groups.iter().map(|g| g.to_lowercase()).collect() };
         let policies = HashMap::from([("acme".to_owned(), policy.clone()), ("globex".to_owned(), policy)]);
-        let scim = ScimState { reconciler: db.reconciler.clone(), policies: Arc::new(policies) };
-        let app = router(AppState { store: db.store().clone() }, scim);
+        let scim = ScimState::new(db.reconciler.clone(), policies);
+        let app = router(AppState { store: db.store().clone(), metrics: c7sync::metrics::Metrics::new() }, scim, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -137,9 +136,9 @@ fn patch(operations: Value) -> Option<Value> {
 async fn entra_provisioning_sequence_end_to_end() {
     let scim = Scim::start(&[]).await;
     // Test connection: a filter on a random GUID finds nothing.
-    let (status, list) = scim
-        .acme(Method::GET, &format!("/Users?{}", filter("userName", &uuid::Uuid::new_v4().to_string())), None)
-        .await;
+    // Entra appends its feature flag to the Tenant URL: an unknown query parameter is ignored.
+    let query = format!("/Users?aadOptscim062020&{}", filter("userName", &uuid::Uuid::new_v4().to_string()));
+    let (status, list) = scim.acme(Method::GET, &query, None).await;
     assert_eq!((status, list["totalResults"].clone()), (StatusCode::OK, json!(0)));
 
     // Filter before create, create, get.
@@ -399,6 +398,8 @@ async fn a_token_sees_only_its_teamspace_and_revoking_it_locks_it_out() {
 
     let id_of_token = token::split(&scim.globex_token).unwrap().0;
     scim.db.store().revoke_scim_token(id_of_token, Millis::now()).await.unwrap();
+    // Credentials are cached for up to a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(scim.call(globex, Method::GET, "/Users", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(scim.acme(Method::GET, "/Users", None).await.0, StatusCode::OK);
 }
@@ -413,6 +414,12 @@ async fn a_user_without_a_usable_object_id_is_stored_but_not_a_member() {
     let problem: Option<String> =
         sqlx::query_scalar("SELECT member_problem FROM scim_users").fetch_one(scim.db.store().pool()).await.unwrap();
     assert!(problem.unwrap().contains("not an Entra object id"));
+    let details: String =
+        sqlx::query_scalar("SELECT details FROM runs WHERE trigger = 'scim' ORDER BY id DESC LIMIT 1")
+            .fetch_one(scim.db.store().pool())
+            .await
+            .unwrap();
+    assert!(details.contains("is stored but not a member"), "the reason is on the run: {details}");
     // Fixing the mapping makes the user a member.
     user["externalId"] = json!(ADA_OID);
     let (status, _) = scim.acme(Method::PUT, &format!("/Users/{}", body["id"].as_str().unwrap()), Some(user)).await;

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 
 pub mod daemon;
 pub mod fake_graph;
+pub mod receiver;
 
 pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
 /// Ada's Entra object id, for tests that drive the binary with one member.

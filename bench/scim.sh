@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SCIM benchmark (issue 5): c7sync serve vs the Python reference server scim2-server, side by
+# side on this machine. Each gets 10,000 users loaded the same way (bench/scim/load.py), then
+# wrk measures GET /Users?filter=userName eq "..." and POST /Users.
+# Needs: wrk (Debian package), python3 with venv (scim2-server is installed into a venv).
+# usage: bench/scim.sh [USERS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+USERS="${1:-10000}"
+SECONDS_EACH="${2:-10}"
+CONNECTIONS=32
+work="$(mktemp -d)"
+venv="${SCIM_SERVER_VENV:-$work/venv}"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+cargo build --release --quiet --bin c7sync
+if [ ! -x "$venv/bin/scim2-server" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check scim2-server==0.8.3
+fi
+
+cat >"$work/c7sync.toml" <<TOML
+database = "sqlite://c7sync.db"
+[[teamspaces]]
+name = "bench"
+tenant_id = "00000000-0000-0000-0000-000000000001"
+audience = "00000000-0000-0000-0000-000000000002"
+  [[teamspaces.sources]]
+  kind = "scim"
+TOML
+token="$(cd "$work" && "$root/target/release/c7sync" scim-token create --teamspace bench 2>/dev/null)"
+(cd "$work" && RUST_LOG=warn exec "$root/target/release/c7sync" serve --listen 127.0.0.1:18901) &
+pids+=($!)
+"$venv/bin/scim2-server" --port 18902 --bearer-token "$token" >"$work/scim2-server.log" 2>&1 &
+pids+=($!)
+sleep 2
+
+bench_one() { # name base prefix
+  local name=$1 base=$2 prefix=$3
+  local start end
+  start=$(date +%s.%N)
+  python3 bench/scim/load.py "$base$prefix" "$token" "$USERS"
+  end=$(date +%s.%N)
+  printf '%s: loaded %d users in %.1f s\n' "$name" "$USERS" "$(echo "$end - $start" | bc)"
+  echo "$name: GET /Users?filter=userName eq (wrk -t2 -c$CONNECTIONS -d${SECONDS_EACH}s)"
+  TOKEN="$token" USERS="$USERS" SCIM_PREFIX="$prefix" \
+    wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s bench/scim/get.lua "$base" |
+    grep -E 'Requests/sec|  50%|  99%|Non-2xx|Socket errors'
+  echo "$name: POST /Users (wrk -t2 -c$CONNECTIONS -d${SECONDS_EACH}s)"
+  TOKEN="$token" SCIM_PREFIX="$prefix" \
+    wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s bench/scim/post.lua "$base" |
+    grep -E 'Requests/sec|  50%|  99%|Non-2xx|Socket errors'
+}
+echo "SCIM benchmark: $USERS users, $(nproc) cores, wrk on the same machine"
+bench_one c7sync http://127.0.0.1:18901 /scim/v2
+bench_one scim2-server http://127.0.0.1:18902 ""

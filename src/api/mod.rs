@@ -1,0 +1,196 @@
+//! The read API for Context7's side (`/v1`), behind `Authorization: Bearer $C7SYNC_ADMIN_TOKEN`;
+//! without that variable the API is off. Errors are `{"error": {"code", "message"}}`, and
+//! `/v1/openapi.json` describes exactly these routes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::domain::Oid;
+use crate::store::{EventFilter, Store};
+
+/// Most items per page.
+const MAX_LIMIT: i64 = 1000;
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the API needs.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// SHA-256 of the admin token (compared in constant time).
+    pub token_hash: Arc<[u8]>,
+    /// Configured teamspaces: slug → row id.
+    pub teamspaces: Arc<HashMap<String, i64>>,
+}
+
+/// An API error.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "API request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the c7sync log")
+    }
+}
+
+/// The `/v1` routes.
+pub fn router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/teamspaces/{teamspace}/members", get(members))
+        .route("/teamspaces/{teamspace}/members/{oid}", get(member))
+        .route("/teamspaces/{teamspace}/runs", get(runs))
+        .route("/teamspaces/{teamspace}/events", get(events))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .merge(protected)
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let valid = presented.is_some_and(|t| crate::scim::token::hash(t.trim()).ct_eq(&state.token_hash).into());
+    if !valid {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin bearer token is required")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn teamspace_id(state: &ApiState, name: &str) -> Result<i64, ApiError> {
+    state
+        .teamspaces
+        .get(name)
+        .copied()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", format!("no teamspace `{name}`")))
+}
+
+async fn member(State(state): State<ApiState>, Path((teamspace, oid)): Path<(String, String)>) -> Response {
+    let result = async {
+        let id = teamspace_id(&state, &teamspace)?;
+        let oid: Oid =
+            oid.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_oid", format!("`{oid}`: {e}")))?;
+        match state.store.member(id, oid).await? {
+            Some(member) => Ok(Json(member).into_response()),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "member_not_found",
+                format!("{oid} is not provisioned in {teamspace}"),
+            )),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    after: Option<i64>,
+}
+
+fn limit(page: &Page) -> Result<i64, ApiError> {
+    match page.limit {
+        Some(n) if !(1..=MAX_LIMIT).contains(&n) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_limit", format!("limit must be 1..={MAX_LIMIT}")))
+        }
+        Some(n) => Ok(n),
+        None => Ok(100),
+    }
+}
+
+fn bad_query(rejection: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.to_string())
+}
+
+async fn members(
+    State(state): State<ApiState>,
+    Path(teamspace): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(page) = page.map_err(bad_query)?;
+        let id = teamspace_id(&state, &teamspace)?;
+        let limit = limit(&page)?;
+        let after = page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<Oid>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()))
+            })
+            .transpose()?;
+        let members = state.store.members_after(id, after, limit).await?;
+        let next = (members.len() as i64 == limit).then(|| members.last().map(|m| m.oid.to_string())).flatten();
+        Ok::<_, ApiError>(Json(serde_json::json!({ "members": members, "next_cursor": next })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn runs(
+    State(state): State<ApiState>,
+    Path(teamspace): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(page) = page.map_err(bad_query)?;
+        let id = teamspace_id(&state, &teamspace)?;
+        let runs = state.store.list_runs(Some(id), limit(&page)?).await?;
+        Ok::<_, ApiError>(Json(serde_json::json!({ "runs": runs })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn events(
+    State(state): State<ApiState>,
+    Path(teamspace): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(page) = page.map_err(bad_query)?;
+        let id = teamspace_id(&state, &teamspace)?;
+        let filter = EventFilter { teamspace_id: Some(id), status: None, after: page.after, limit: limit(&page)? };
+        let events: Vec<_> = state.store.list_events(&filter).await?.into_iter().map(|e| e.event).collect();
+        let next = events.last().map(|e| e.id);
+        Ok::<_, ApiError>(Json(serde_json::json!({ "events": events, "next_after": next })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

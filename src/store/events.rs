@@ -1,0 +1,235 @@
+//! SQL for member events: the outbox the delivery worker drains, and the event feed (`events
+//! list`, `/v1/.../events`). An event is its audit row; the outbox row is its delivery state.
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::members::oid_of;
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::domain::Oid;
+
+/// A member event, as webhooks carry it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The event id (its audit id): increasing per teamspace, stable across redeliveries.
+    pub id: i64,
+    /// `member.added`, `member.removed`, `member.updated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Teamspace slug.
+    pub teamspace: String,
+    /// Entra tenant id.
+    pub tenant_id: String,
+    /// Entra object id.
+    pub oid: Oid,
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// The source whose run caused it (`kind:id`).
+    pub source: String,
+    /// The run.
+    pub run_id: i64,
+    /// When it happened.
+    pub occurred_at: Millis,
+}
+
+/// An event with its delivery state.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventState {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// `pending`, `delivered`, `dead`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When the receiver acknowledged it.
+    pub delivered_at: Option<Millis>,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// One teamspace's.
+    pub teamspace_id: Option<i64>,
+    /// In this state.
+    pub status: Option<String>,
+    /// With ids above this.
+    pub after: Option<i64>,
+    /// At most this many (oldest first).
+    pub limit: i64,
+}
+
+/// The first pending event of a teamspace: delivery resumes there.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingHead {
+    /// Teamspace row id.
+    pub teamspace_id: i64,
+    /// The event.
+    pub event_id: i64,
+    /// Not before this.
+    pub next_attempt_at: Millis,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+const EVENT_COLUMNS: &str = concat!(
+    "a.id, a.action, t.name, t.tenant_id, a.oid, a.email, a.display_name, a.role, ",
+    source_label!(),
+    ", a.run_id, a.occurred_at, o.status, o.attempts, o.last_error, o.delivered_at"
+);
+
+const EVENT_JOINS: &str = "FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id \
+     JOIN teamspaces t ON t.id = o.teamspace_id JOIN sources s ON s.id = a.source_id";
+
+fn state_of(row: &SqliteRow) -> Result<EventState, StoreError> {
+    let action: String = row.try_get(1)?;
+    Ok(EventState {
+        event: Event {
+            id: row.try_get(0)?,
+            kind: format!("member.{action}"),
+            teamspace: row.try_get(2)?,
+            tenant_id: row.try_get(3)?,
+            oid: oid_of(row, 4)?,
+            email: row.try_get(5)?,
+            display_name: row.try_get(6)?,
+            role: row.try_get(7)?,
+            source: row.try_get(8)?,
+            run_id: row.try_get(9)?,
+            occurred_at: Millis(row.try_get(10)?),
+        },
+        status: row.try_get(11)?,
+        attempts: row.try_get(12)?,
+        last_error: row.try_get(13)?,
+        delivered_at: row.try_get::<Option<i64>, _>(14)?.map(Millis),
+    })
+}
+
+impl Store {
+    /// The head of every teamspace's pending events.
+    pub async fn pending_heads(&self) -> Result<Vec<PendingHead>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.teamspace_id, o.event_id, o.next_attempt_at, o.attempts FROM outbox o \
+             JOIN (SELECT teamspace_id, min(event_id) AS head FROM outbox WHERE status = 'pending' GROUP BY teamspace_id) h \
+               ON h.teamspace_id = o.teamspace_id AND h.head = o.event_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingHead {
+                    teamspace_id: row.try_get(0)?,
+                    event_id: row.try_get(1)?,
+                    next_attempt_at: Millis(row.try_get(2)?),
+                    attempts: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` pending events of a teamspace, in order.
+    pub async fn pending_batch(&self, teamspace_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} {EVENT_JOINS} WHERE o.teamspace_id = ? AND o.status = 'pending' ORDER BY o.event_id LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| state_of(row).map(|s| s.event)).collect()
+    }
+
+    /// Marks events `first..=last` of a teamspace delivered.
+    pub async fn mark_delivered(
+        &self,
+        teamspace_id: i64,
+        first: i64,
+        last: i64,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL \
+             WHERE teamspace_id = ? AND event_id BETWEEN ? AND ? AND status = 'pending'",
+        )
+        .bind(now.0)
+        .bind(teamspace_id)
+        .bind(first)
+        .bind(last)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt for events `first..=last`: retried at `retry_at`, or parked
+    /// as `dead`.
+    pub async fn mark_failed(
+        &self,
+        teamspace_id: i64,
+        (first, last): (i64, i64),
+        error: &str,
+        retry_at: Millis,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
+                 status = CASE WHEN ? THEN 'dead' ELSE 'pending' END \
+             WHERE teamspace_id = ? AND event_id BETWEEN ? AND ? AND status = 'pending'",
+        )
+        .bind(error)
+        .bind(retry_at.0)
+        .bind(dead)
+        .bind(teamspace_id)
+        .bind(first)
+        .bind(last)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Events with their delivery state, oldest first.
+    pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventState>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} {EVENT_JOINS} \
+             WHERE (?1 IS NULL OR o.teamspace_id = ?1) AND (?2 IS NULL OR o.status = ?2) AND o.event_id > ?3 \
+             ORDER BY o.event_id LIMIT ?4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.teamspace_id)
+            .bind(&filter.status)
+            .bind(filter.after.unwrap_or(0))
+            .bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(state_of).collect()
+    }
+
+    /// Puts a dead event back in line.
+    pub async fn retry_event(&self, event_id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0, last_error = NULL \
+             WHERE event_id = ? AND status = 'dead'",
+        )
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("dead event {event_id}")));
+        }
+        Ok(())
+    }
+
+    /// Pending events and the time the oldest of them happened.
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*), min(a.occurred_at) FROM outbox o \
+             JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id WHERE o.status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.map(Millis)))
+    }
+}

@@ -1,0 +1,295 @@
+//! Downstream: webhook delivery to a real receiver on 127.0.0.1 that verifies signatures, the
+//! `/v1` read API over real HTTP, and `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use c7sync::api::ApiState;
+use c7sync::delivery::{self, DeliveryOptions};
+use c7sync::http::{router, AppState};
+use c7sync::metrics::Metrics;
+use c7sync::plan::{Delta, Desired};
+use c7sync::scim::ScimState;
+use c7sync::store::EventFilter;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::daemon::Daemon;
+use crate::support::receiver::Receiver;
+use crate::support::*;
+
+const SECRET: &[u8] = b"whsec_test_signing_secret";
+
+fn options(receiver: &Receiver, secret: &[u8]) -> DeliveryOptions {
+    DeliveryOptions {
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        poll: Duration::from_millis(20),
+        batch: 500,
+        ..DeliveryOptions::new(receiver.url().parse().unwrap(), secret)
+    }
+}
+
+struct Worker {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(db: &TestDb, options: DeliveryOptions) -> Worker {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(delivery::run(db.store().clone(), options, Metrics::new(), shutdown.clone()));
+        Worker { shutdown, task }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+async fn audit_ids(db: &TestDb) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id").fetch_all(db.store().pool()).await.unwrap()
+}
+
+async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not reached within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn pending(db: &TestDb) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        .fetch_one(db.store().pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_arrive_once_each_in_order_and_are_marked_delivered() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..1200))).await.unwrap();
+    let removals = (0..5).map(|n| Delta::Drop(oid(n))).collect();
+    db.reconciler.run(&request("acme", "manual"), Desired::Deltas(vec![Delta::Upsert(claim(5000))])).await.unwrap();
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Deltas(removals)).await.unwrap();
+    db.reconciler.run(&request("globex", "manual"), Desired::Deltas(vec![Delta::Upsert(claim(1))])).await.unwrap();
+    let expected = audit_ids(&db).await;
+
+    let receiver = Receiver::start(SECRET).await;
+    let worker = Worker::start(&db, options(&receiver, SECRET));
+    wait_until(Duration::from_secs(20), || receiver.ids().len() >= expected.len()).await;
+    worker.stop().await;
+
+    let mut ids = receiver.ids();
+    assert_eq!(ids.len(), expected.len(), "each event once");
+    // In order per teamspace; teamspaces may interleave.
+    let acme: Vec<i64> = ids.iter().copied().filter(|id| *id != *expected.last().unwrap()).collect();
+    assert!(acme.windows(2).all(|w| w[0] < w[1]), "in order");
+    ids.sort_unstable();
+    assert_eq!(ids, expected);
+    assert_eq!(pending(&db).await, 0);
+    assert_eq!(receiver.with(|r| r.bad_signatures), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_is_down_then_up_gets_everything_in_order() {
+    let db = temp_db().await;
+    let mut receiver = Receiver::start(SECRET).await;
+    receiver.down().await;
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..50))).await.unwrap();
+    let worker = Worker::start(&db, options(&receiver, SECRET));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT max(attempts) FROM outbox").fetch_one(db.store().pool()).await.unwrap();
+    assert!(attempts >= 1, "the worker kept trying");
+    assert_eq!(pending(&db).await, 50, "nothing is lost while the receiver is down");
+
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(10..60))).await.unwrap();
+    receiver.up().await;
+    let expected = audit_ids(&db).await;
+    wait_until(Duration::from_secs(20), || receiver.ids().len() >= expected.len()).await;
+    worker.stop().await;
+    assert_eq!(receiver.ids(), expected, "all of them, once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_is_retried_and_a_bad_signature_ends_dead_until_retried() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..3))).await.unwrap();
+    let receiver = Receiver::start(SECRET).await;
+    receiver.with(|r| r.fail_next = 2);
+    let worker = Worker::start(&db, options(&receiver, SECRET));
+    wait_until(Duration::from_secs(10), || receiver.ids().len() == 3).await;
+    worker.stop().await;
+    assert_eq!(receiver.with(|r| r.failed), 2);
+    let attempts: Vec<i64> =
+        sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY event_id").fetch_all(db.store().pool()).await.unwrap();
+    assert_eq!(attempts, [3, 3, 3]);
+
+    // Signed with the wrong secret: the receiver refuses (401) until the batch is parked.
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..5))).await.unwrap();
+    let worker = Worker::start(&db, options(&receiver, b"not the receiver's secret"));
+    let store = db.store().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead = store
+            .list_events(&EventFilter { status: Some("dead".into()), limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        if dead.len() == 2 {
+            assert!(dead.iter().all(|e| e.attempts == 5 && e.last_error.as_deref() == Some("HTTP 401 Unauthorized")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never parked as dead");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await;
+    assert_eq!(receiver.with(|r| r.bad_signatures), 5);
+    assert_eq!(receiver.ids().len(), 3, "nothing with a bad signature was accepted");
+
+    // `events retry` puts it back; with the right secret it goes through.
+    let dead = store
+        .list_events(&EventFilter { status: Some("dead".into()), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
+    for event in &dead {
+        store.retry_event(event.event.id).await.unwrap();
+    }
+    let worker = Worker::start(&db, options(&receiver, SECRET));
+    wait_until(Duration::from_secs(10), || receiver.ids().len() == 5).await;
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_killed_mid_delivery_redelivers_the_same_events_after_restart() {
+    let mut receiver = Receiver::start(SECRET).await;
+    // The receiver records a batch, then takes its time to answer: the daemon dies meanwhile.
+    receiver.with(|r| r.delay = Some(Duration::from_secs(30)));
+    let config = format!(
+        "{}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"C7SYNC_TEST_WEBHOOK_SECRET\"\n",
+        standard_config("50%"),
+        receiver.url()
+    );
+    let project = Project::new(&config);
+    project.write("hr.csv", "email,oid\nada@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3301\nbob@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3302\n");
+    project.run(&["sync"]).expect(0);
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    let envs = [("C7SYNC_TEST_WEBHOOK_SECRET", secret)];
+
+    let daemon = Daemon::start(project.dir.path(), &[], &envs).await;
+    wait_until(Duration::from_secs(20), || receiver.ids().len() == 2).await;
+    drop(daemon); // SIGKILL while the request is in flight
+    let first = receiver.ids();
+
+    receiver.down().await;
+    receiver.with(|r| r.delay = None);
+    receiver.up().await;
+    let daemon = Daemon::start(project.dir.path(), &[], &envs).await;
+    wait_until(Duration::from_secs(20), || receiver.ids().len() == 4).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(20)).await;
+    assert!(status.success());
+    let ids = receiver.ids();
+    assert_eq!(ids[2..], first[..], "redelivered with the same ids");
+    let listed = project.run(&["events", "list", "--format", "json"]);
+    let events = listed.expect(0).json();
+    assert!(events.as_array().unwrap().iter().all(|e| e["status"] == "delivered"), "{events}");
+}
+
+struct Api {
+    db: TestDb,
+    base: String,
+    client: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+const ADMIN: &str = "admin-token-for-tests";
+
+async fn api() -> Api {
+    let db = temp_db().await;
+    let mut teamspaces = HashMap::new();
+    for name in ["acme", "globex"] {
+        teamspaces.insert(name.to_owned(), db.store().teamspace(name).await.unwrap().id);
+    }
+    let api = ApiState {
+        store: db.store().clone(),
+        token_hash: c7sync::scim::token::hash(ADMIN).into(),
+        teamspaces: Arc::new(teamspaces),
+    };
+    let scim = ScimState::new(db.reconciler.clone(), HashMap::new());
+    let app = router(AppState { store: db.store().clone(), metrics: Metrics::new() }, scim, Some(api));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Api { db, base: format!("http://{addr}"), client: reqwest::Client::new(), _server: server }
+}
+
+impl Api {
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}
+
+#[tokio::test]
+async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens() {
+    let api = api().await;
+    api.db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..3))).await.unwrap();
+    let hit = format!("/v1/teamspaces/acme/members/{}", oid(1));
+    let (status, member) = api.get(&hit, Some(ADMIN)).await;
+    assert_eq!(status, 200, "{member}");
+    assert_eq!((member["email"].as_str(), member["sources"][0].as_str()), (Some("dev1@contoso.com"), Some("csv:hr")));
+    assert_eq!(member["tenant_id"], TENANT);
+
+    let (status, error) = api.get(&format!("/v1/teamspaces/acme/members/{}", oid(99)), Some(ADMIN)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("member_not_found")));
+    let (status, _) = api.get(&format!("/v1/teamspaces/globex/members/{}", oid(1)), Some(ADMIN)).await;
+    assert_eq!(status, 404, "another teamspace's member is not this one's");
+    let (status, error) = api.get("/v1/teamspaces/nope/members", Some(ADMIN)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("teamspace_not_found")));
+    assert_eq!(api.get(&hit, None).await.0, 401);
+    assert_eq!(api.get(&hit, Some("wrong")).await.0, 401);
+    let (status, error) = api.get("/v1/teamspaces/acme/members/not-a-guid", Some(ADMIN)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("invalid_oid")));
+
+    // Keyset paging covers every member once.
+    let (_, first) = api.get("/v1/teamspaces/acme/members?limit=2", Some(ADMIN)).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api.get(&format!("/v1/teamspaces/acme/members?limit=2&cursor={cursor}"), Some(ADMIN)).await;
+    assert_eq!(first["members"].as_array().unwrap().len() + second["members"].as_array().unwrap().len(), 3);
+    assert!(second["next_cursor"].is_null());
+
+    let (_, runs) = api.get("/v1/teamspaces/acme/runs", Some(ADMIN)).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    let (_, events) = api.get("/v1/teamspaces/acme/events?limit=2", Some(ADMIN)).await;
+    let after = events["next_after"].as_i64().unwrap();
+    let (_, rest) = api.get(&format!("/v1/teamspaces/acme/events?after={after}"), Some(ADMIN)).await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["events"][0]["type"], "member.added");
+
+    let (status, openapi) = api.get("/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/teamspaces/{teamspace}/members/{oid}",
+        "/teamspaces/{teamspace}/members",
+        "/teamspaces/{teamspace}/runs",
+        "/teamspaces/{teamspace}/events",
+    ] {
+        assert!(openapi["paths"][path]["get"].is_object(), "{path} documented");
+    }
+
+    let (status, metrics) = api.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("c7sync_runs_total{teamspace=\"acme\",source=\"csv:hr\",outcome=\"applied\"} 1"), "{text}");
+    assert!(text.contains("c7sync_members_added_total{teamspace=\"acme\",source=\"csv:hr\"} 3"), "{text}");
+    assert!(text.contains("c7sync_outbox_pending 3"), "{text}");
+    assert!(text.contains("c7sync_scim_request_duration_seconds") && text.ends_with("# EOF\n"), "{text}");
+}
