@@ -3,7 +3,10 @@
 //! `/v1/openapi.json` describes exactly these routes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -21,6 +24,9 @@ use crate::store::{EventFilter, Store};
 const MAX_LIMIT: i64 = 1000;
 const OPENAPI: &str = include_str!("openapi.json");
 
+/// How often the look-up cache checks whether a teamspace changed.
+pub const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// What the API needs.
 #[derive(Clone)]
 pub struct ApiState {
@@ -30,6 +36,60 @@ pub struct ApiState {
     pub token_hash: Arc<[u8]>,
     /// Configured teamspaces: slug → row id.
     pub teamspaces: Arc<HashMap<String, i64>>,
+    /// Member look-up answers, per teamspace, valid while its version stands still.
+    cache: Arc<RwLock<HashMap<i64, TeamspaceCache>>>,
+}
+
+/// The encoded answers for one teamspace at one version; `None` is a cached "not provisioned".
+#[derive(Default)]
+struct TeamspaceCache {
+    version: i64,
+    members: HashMap<Oid, Option<Bytes>>,
+}
+
+impl ApiState {
+    /// State for the `/v1` routes.
+    pub fn new(store: Store, token_hash: Arc<[u8]>, teamspaces: HashMap<String, i64>) -> Self {
+        ApiState { store, token_hash, teamspaces: Arc::new(teamspaces), cache: Arc::default() }
+    }
+
+    /// Drops cached answers of teamspaces whose version moved (any process's run bumps it),
+    /// every [`CACHE_CHECK_INTERVAL`]; so a look-up reflects a change within that interval.
+    pub async fn keep_cache_fresh(self) {
+        loop {
+            match self.store.teamspace_versions().await {
+                Ok(versions) => {
+                    if let Ok(mut cache) = self.cache.write() {
+                        for (teamspace, version) in versions {
+                            let entry = cache.entry(teamspace).or_default();
+                            if entry.version != version {
+                                *entry = TeamspaceCache { version, members: HashMap::new() };
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database"),
+            }
+            tokio::time::sleep(CACHE_CHECK_INTERVAL).await;
+        }
+    }
+
+    fn cached(&self, teamspace: i64, oid: Oid) -> Option<Option<Bytes>> {
+        self.cache.read().ok()?.get(&teamspace)?.members.get(&oid).cloned()
+    }
+
+    fn remember(&self, teamspace: i64, version_before: Option<i64>, oid: Oid, answer: Option<Bytes>) {
+        if let Ok(mut cache) = self.cache.write() {
+            // Only if no change was seen since the read began; else the answer may be stale.
+            if let Some(entry) = cache.get_mut(&teamspace).filter(|e| Some(e.version) == version_before) {
+                entry.members.insert(oid, answer);
+            }
+        }
+    }
+
+    fn version(&self, teamspace: i64) -> Option<i64> {
+        self.cache.read().ok()?.get(&teamspace).map(|e| e.version)
+    }
 }
 
 /// An API error.
@@ -105,8 +165,18 @@ async fn member(State(state): State<ApiState>, Path((teamspace, oid)): Path<(Str
         let id = teamspace_id(&state, &teamspace)?;
         let oid: Oid =
             oid.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_oid", format!("`{oid}`: {e}")))?;
-        match state.store.member(id, oid).await? {
-            Some(member) => Ok(Json(member).into_response()),
+        let answer = match state.cached(id, oid) {
+            Some(answer) => answer,
+            None => {
+                let version = state.version(id);
+                let member = state.store.member(id, oid).await?;
+                let answer = member.map(|m| Bytes::from(serde_json::to_vec(&m).unwrap_or_default()));
+                state.remember(id, version, oid, answer.clone());
+                answer
+            }
+        };
+        match answer {
+            Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
             None => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "member_not_found",
@@ -139,58 +209,50 @@ fn bad_query(rejection: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.to_string())
 }
 
+type PageQuery = Result<Query<Page>, axum::extract::rejection::QueryRejection>;
+
+/// The teamspace id, the page parameters and the page size of a list request.
+fn scope(state: &ApiState, teamspace: &str, page: PageQuery) -> Result<(i64, Page, i64), ApiError> {
+    let Query(page) = page.map_err(bad_query)?;
+    let id = teamspace_id(state, teamspace)?;
+    let limit = limit(&page)?;
+    Ok((id, page, limit))
+}
+
 async fn members(
     State(state): State<ApiState>,
     Path(teamspace): Path<String>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let result = async {
-        let Query(page) = page.map_err(bad_query)?;
-        let id = teamspace_id(&state, &teamspace)?;
-        let limit = limit(&page)?;
-        let after = page
-            .cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<Oid>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()))
-            })
-            .transpose()?;
-        let members = state.store.members_after(id, after, limit).await?;
-        let next = (members.len() as i64 == limit).then(|| members.last().map(|m| m.oid.to_string())).flatten();
-        Ok::<_, ApiError>(Json(serde_json::json!({ "members": members, "next_cursor": next })).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    page: PageQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (id, page, limit) = scope(&state, &teamspace, page)?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<Oid>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string())))
+        .transpose()?;
+    let members = state.store.members_after(id, after, limit).await?;
+    let next = (members.len() as i64 == limit).then(|| members.last().map(|m| m.oid.to_string())).flatten();
+    Ok(Json(serde_json::json!({ "members": members, "next_cursor": next })))
 }
 
 async fn runs(
     State(state): State<ApiState>,
     Path(teamspace): Path<String>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let result = async {
-        let Query(page) = page.map_err(bad_query)?;
-        let id = teamspace_id(&state, &teamspace)?;
-        let runs = state.store.list_runs(Some(id), limit(&page)?).await?;
-        Ok::<_, ApiError>(Json(serde_json::json!({ "runs": runs })).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    page: PageQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (id, _, limit) = scope(&state, &teamspace, page)?;
+    let runs = state.store.list_runs(Some(id), limit).await?;
+    Ok(Json(serde_json::json!({ "runs": runs })))
 }
 
 async fn events(
     State(state): State<ApiState>,
     Path(teamspace): Path<String>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let result = async {
-        let Query(page) = page.map_err(bad_query)?;
-        let id = teamspace_id(&state, &teamspace)?;
-        let filter = EventFilter { teamspace_id: Some(id), status: None, after: page.after, limit: limit(&page)? };
-        let events: Vec<_> = state.store.list_events(&filter).await?.into_iter().map(|e| e.event).collect();
-        let next = events.last().map(|e| e.id);
-        Ok::<_, ApiError>(Json(serde_json::json!({ "events": events, "next_after": next })).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    page: PageQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (id, page, limit) = scope(&state, &teamspace, page)?;
+    let filter = EventFilter { teamspace_id: Some(id), status: None, after: page.after, limit };
+    let events: Vec<_> = state.store.list_events(&filter).await?.into_iter().map(|e| e.event).collect();
+    let next = events.last().map(|e| e.id);
+    Ok(Json(serde_json::json!({ "events": events, "next_after": next })))
 }

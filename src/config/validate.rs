@@ -242,6 +242,15 @@ audience = "00000000-0000-0000-0000-000000000002"
     }
 
     #[test]
+    fn the_complete_sample_config_is_valid() {
+        let text = include_str!("../../samples/c7sync-complete.toml");
+        let config = parse(Path::new("c7sync.toml"), text).unwrap();
+        let kinds: Vec<_> = config.teamspaces[0].sources.iter().map(|s| s.name.kind().as_str()).collect();
+        assert_eq!(kinds, ["graph", "csv", "scim"]);
+        assert!(config.delivery.is_some());
+    }
+
+    #[test]
     fn defaults_apply() {
         let config = parse(Path::new("c7sync.toml"), MINIMAL).unwrap();
         assert_eq!(config.database, DEFAULT_DATABASE);

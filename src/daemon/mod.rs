@@ -81,11 +81,9 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
                 let id = reconciler.store().teamspace(teamspace.name.as_str()).await?.id;
                 teamspaces.insert(teamspace.name.to_string(), id);
             }
-            Some(ApiState {
-                store: reconciler.store().clone(),
-                token_hash: crate::scim::token::hash(&token).into(),
-                teamspaces: std::sync::Arc::new(teamspaces),
-            })
+            let api = ApiState::new(reconciler.store().clone(), crate::scim::token::hash(&token).into(), teamspaces);
+            tokio::spawn(api.clone().keep_cache_fresh());
+            Some(api)
         }
     };
 

@@ -363,3 +363,10 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Every teamspace's change counter: readers cache until it moves.
+    pub async fn teamspace_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, version FROM teamspaces").fetch_all(&self.pool).await?)
+    }
+}

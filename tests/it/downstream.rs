@@ -2,7 +2,6 @@
 //! `/v1` read API over real HTTP, and `/metrics`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use c7sync::api::ApiState;
@@ -212,11 +211,8 @@ async fn api() -> Api {
     for name in ["acme", "globex"] {
         teamspaces.insert(name.to_owned(), db.store().teamspace(name).await.unwrap().id);
     }
-    let api = ApiState {
-        store: db.store().clone(),
-        token_hash: c7sync::scim::token::hash(ADMIN).into(),
-        teamspaces: Arc::new(teamspaces),
-    };
+    let api = ApiState::new(db.store().clone(), c7sync::scim::token::hash(ADMIN).into(), teamspaces);
+    tokio::spawn(api.clone().keep_cache_fresh());
     let scim = ScimState::new(db.reconciler.clone(), HashMap::new());
     let app = router(AppState { store: db.store().clone(), metrics: Metrics::new() }, scim, Some(api));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -248,8 +244,16 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
     assert_eq!((member["email"].as_str(), member["sources"][0].as_str()), (Some("dev1@contoso.com"), Some("csv:hr")));
     assert_eq!(member["tenant_id"], TENANT);
 
-    let (status, error) = api.get(&format!("/v1/teamspaces/acme/members/{}", oid(99)), Some(ADMIN)).await;
+    let miss = format!("/v1/teamspaces/acme/members/{}", oid(99));
+    let (status, error) = api.get(&miss, Some(ADMIN)).await;
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("member_not_found")));
+    // Answers are cached; a run (from any process) shows within the cache's check interval.
+    api.db.reconciler.run(&request("acme", "manual"), Desired::Deltas(vec![Delta::Upsert(claim(99))])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while api.get(&miss, Some(ADMIN)).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the new member never showed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, _) = api.get(&format!("/v1/teamspaces/globex/members/{}", oid(1)), Some(ADMIN)).await;
     assert_eq!(status, 404, "another teamspace's member is not this one's");
     let (status, error) = api.get("/v1/teamspaces/nope/members", Some(ADMIN)).await;
@@ -260,18 +264,18 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
     assert_eq!((status, error["error"]["code"].as_str()), (400, Some("invalid_oid")));
 
     // Keyset paging covers every member once.
-    let (_, first) = api.get("/v1/teamspaces/acme/members?limit=2", Some(ADMIN)).await;
+    let (_, first) = api.get("/v1/teamspaces/acme/members?limit=3", Some(ADMIN)).await;
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = api.get(&format!("/v1/teamspaces/acme/members?limit=2&cursor={cursor}"), Some(ADMIN)).await;
-    assert_eq!(first["members"].as_array().unwrap().len() + second["members"].as_array().unwrap().len(), 3);
+    let (_, second) = api.get(&format!("/v1/teamspaces/acme/members?limit=3&cursor={cursor}"), Some(ADMIN)).await;
+    assert_eq!(first["members"].as_array().unwrap().len() + second["members"].as_array().unwrap().len(), 4);
     assert!(second["next_cursor"].is_null());
 
     let (_, runs) = api.get("/v1/teamspaces/acme/runs", Some(ADMIN)).await;
-    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
     let (_, events) = api.get("/v1/teamspaces/acme/events?limit=2", Some(ADMIN)).await;
     let after = events["next_after"].as_i64().unwrap();
     let (_, rest) = api.get(&format!("/v1/teamspaces/acme/events?after={after}"), Some(ADMIN)).await;
-    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["events"].as_array().unwrap().len(), 2);
     assert_eq!(rest["events"][0]["type"], "member.added");
 
     let (status, openapi) = api.get("/v1/openapi.json", None).await;
@@ -290,6 +294,6 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
     let text = metrics.as_str().unwrap();
     assert!(text.contains("c7sync_runs_total{teamspace=\"acme\",source=\"csv:hr\",outcome=\"applied\"} 1"), "{text}");
     assert!(text.contains("c7sync_members_added_total{teamspace=\"acme\",source=\"csv:hr\"} 3"), "{text}");
-    assert!(text.contains("c7sync_outbox_pending 3"), "{text}");
+    assert!(text.contains("c7sync_outbox_pending 4"), "{text}");
     assert!(text.contains("c7sync_scim_request_duration_seconds") && text.ends_with("# EOF\n"), "{text}");
 }
