@@ -9,19 +9,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::filter::{self, Scope};
-use super::patch::{self, PatchRequest};
-use super::provision::{deltas_for, user_facts, UserFacts};
-use super::resource::{attribute_list, etag, normalize, project, render};
+use super::resource::{attribute_list, etag, project, render};
 use super::schema::{ResourceType, GROUPS, USERS};
+use super::writer::{self, Change};
 use super::{ScimError, ScimState, Tenant, SCIM_JSON};
-use crate::clock::Millis;
-use crate::domain::{Oid, SourceName};
-use crate::plan::Desired;
-use crate::reconcile::{Locked, RunRequest};
-use crate::store::{GroupRow, ResourceKind, StoredResource, UserRow};
+use crate::store::ResourceKind;
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -78,8 +73,8 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
     serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
 
-fn check_if_match(headers: &HeaderMap, version: i64) -> Result<()> {
-    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+pub(super) fn check_if_match(wanted: Option<&str>, version: i64) -> Result<()> {
+    let Some(wanted) = wanted else { return Ok(()) };
     let current = etag(version);
     let strip = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_owned();
     if wanted.split(',').any(|t| t.trim() == "*" || strip(t) == strip(&current)) {
@@ -278,25 +273,6 @@ async fn get_one(state: ScimState, tenant: Tenant, rt: ResourceType, id: String,
     )
 }
 
-/// What a write does to the stored body.
-enum Change {
-    Create(Value),
-    Replace(Value),
-    Patch(PatchRequest),
-    Delete,
-}
-
-impl Change {
-    fn name(&self) -> &'static str {
-        match self {
-            Change::Create(_) => "create",
-            Change::Replace(_) => "replace",
-            Change::Patch(_) => "patch",
-            Change::Delete => "delete",
-        }
-    }
-}
-
 async fn write(
     state: &ScimState,
     tenant: &Tenant,
@@ -306,63 +282,9 @@ async fn write(
     change: Change,
     projection: Projection,
 ) -> Result<Response> {
-    let kind = kind_of(rt);
-    let operation = change.name();
-    let mut locked = state.reconciler.lock(&tenant.teamspace).await?;
-    let previous = match &id {
-        Some(id) => Some(
-            locked
-                .session
-                .scim_get(kind, id)
-                .await?
-                .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?,
-        ),
-        None => None,
-    };
-    if let Some(previous) = &previous {
-        check_if_match(headers, previous.version)?;
-    }
-    let previous_body: Option<Map<String, Value>> = previous
-        .as_ref()
-        .map(|p| serde_json::from_str(&p.resource))
-        .transpose()
-        .map_err(|e| ScimError::internal(format!("stored resource: {e}")))?;
-    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let body = match change {
-        Change::Create(input) | Change::Replace(input) => {
-            let mut body = normalize(rt, input)?;
-            // externalId is common to every resource and writable; normalise keeps it.
-            body.retain(|k, _| k != "id" && k != "meta");
-            Some(body)
-        }
-        Change::Patch(request) => {
-            let mut body = previous_body.clone().unwrap_or_default();
-            patch::apply(rt, &mut body, request)?;
-            Some(body)
-        }
-        Change::Delete => None,
-    };
-    let now = Millis::now();
-    let (oids, not_a_member, stored) = match kind {
-        ResourceKind::User => write_user(&mut locked, tenant, &id, previous_body.as_ref(), body.as_ref(), now).await?,
-        ResourceKind::Group => {
-            let (oids, stored) = write_group(&mut locked, tenant, &id, body.as_ref(), now).await?;
-            (oids, None, stored)
-        }
-    };
-    let deltas = deltas_for(&mut locked.session, &tenant.policy, oids).await?;
-    // A resource change that changes no member needs no run, unless it leaves an active user
-    // outside: that run (with no changes) is how `c7sync runs show` tells the admin why.
-    if deltas.is_empty() && not_a_member.is_none() {
-        locked.session.commit().await?;
-    } else {
-        let mut details = serde_json::json!({ "resource": rt.name, "id": id, "operation": operation });
-        if let Some(why) = not_a_member {
-            details["not_a_member"] = Value::String(why);
-        }
-        let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim").with_details(details);
-        state.reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
-    }
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let created = id.is_none();
+    let stored = writer::submit(state, tenant, rt, id, if_match, change).await?;
     let Some(stored) = stored else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -371,116 +293,11 @@ async fn write(
     let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
     let location = rendered["meta"]["location"].as_str().map(str::to_owned);
     let rendered = project(rt, rendered, &attributes, &excluded);
-    Ok(if previous.is_none() {
+    Ok(if created {
         resource_response(StatusCode::CREATED, &rendered, stored.version, location.as_deref())
     } else {
         resource_response(StatusCode::OK, &rendered, stored.version, None)
     })
-}
-
-/// Stores (or deletes) a user; returns the oids whose claim may have changed, and why the
-/// user is not a member when that just became so.
-async fn write_user(
-    locked: &mut Locked,
-    tenant: &Tenant,
-    id: &str,
-    previous: Option<&Map<String, Value>>,
-    body: Option<&Map<String, Value>>,
-    now: Millis,
-) -> Result<(Vec<Oid>, Option<String>, Option<StoredResource>)> {
-    let before: Option<UserFacts> = previous.map(|p| user_facts(p, &tenant.policy));
-    let session = &mut locked.session;
-    let Some(body) = body else {
-        session.scim_delete(ResourceKind::User, id).await?;
-        return Ok((before.and_then(|b| b.oid).into_iter().collect(), None, None));
-    };
-    let user_name = body
-        .get("userName")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| ScimError::invalid_value("userName is required"))?
-        .to_owned();
-    let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
-    if let Some(which) = session.scim_user_conflict(id, &user_name, external_id.as_deref()).await? {
-        let value = if which == "userName" { user_name.clone() } else { external_id.clone().unwrap_or_default() };
-        return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
-    }
-    let facts = user_facts(body, &tenant.policy);
-    if facts.active && facts.claim.is_none() {
-        tracing::warn!(
-            teamspace = %tenant.teamspace,
-            scim_user = id,
-            user_name = %user_name,
-            problem = facts.problem.as_deref().unwrap_or_default(),
-            "SCIM user stored but not a member"
-        );
-    }
-    let row = UserRow {
-        id: id.to_owned(),
-        user_name,
-        external_id,
-        display_name: body.get("displayName").and_then(Value::as_str).map(str::to_owned),
-        active: facts.active,
-        oid: facts.oid,
-        member_problem: if facts.claim.is_none() { facts.problem.clone() } else { None },
-        resource: Value::Object(body.clone()).to_string(),
-    };
-    let not_a_member = match (&facts.problem, facts.active && facts.claim.is_none()) {
-        (Some(problem), true) => {
-            Some(format!("SCIM user {id} ({}) is stored but not a member: {problem}", row.user_name))
-        }
-        _ => None,
-    };
-    let (version, created_at) = session.scim_put_user(&row, now).await?;
-    let stored = StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now };
-    // Only a change to what the claim depends on touches members; a new title does not.
-    if before.as_ref() == Some(&facts) {
-        return Ok((Vec::new(), None, Some(stored)));
-    }
-    Ok((before.and_then(|b| b.oid).into_iter().chain(facts.oid).collect(), not_a_member, Some(stored)))
-}
-
-/// Stores (or deletes) a group; with a `groups` policy, returns its members' oids before and
-/// after (their claims depend on it).
-async fn write_group(
-    locked: &mut Locked,
-    tenant: &Tenant,
-    id: &str,
-    body: Option<&Map<String, Value>>,
-    now: Millis,
-) -> Result<(Vec<Oid>, Option<StoredResource>)> {
-    let session = &mut locked.session;
-    let mut oids =
-        if tenant.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
-    let Some(body) = body else {
-        session.scim_delete(ResourceKind::Group, id).await?;
-        return Ok((oids, None));
-    };
-    let display_name = body
-        .get("displayName")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
-        .to_owned();
-    let member_ids = body
-        .get("members")
-        .and_then(Value::as_array)
-        .map(|members| members.iter().filter_map(|m| m.get("value")?.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    let row = GroupRow {
-        id: id.to_owned(),
-        display_name,
-        external_id: body.get("externalId").and_then(Value::as_str).map(str::to_owned),
-        member_ids,
-        resource: Value::Object(body.clone()).to_string(),
-    };
-    let (version, created_at) = session.scim_put_group(&row, now).await?;
-    if !tenant.policy.groups.is_empty() {
-        oids.extend(session.scim_group_member_oids(id).await?);
-    }
-    Ok((oids, Some(StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now })))
 }
 
 async fn write_response(

@@ -10,6 +10,7 @@ pub mod provision;
 mod resource;
 pub mod schema;
 pub mod token;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,12 +45,14 @@ pub struct ScimState {
     pub policies: Arc<HashMap<String, Policy>>,
     /// Credentials by token id, with when they were read.
     tokens: Arc<Mutex<HashMap<i64, CachedCredential>>>,
+    /// Each teamspace's write batcher.
+    writers: writer::Writers,
 }
 
 impl ScimState {
     /// State for the SCIM routes.
     pub fn new(reconciler: Reconciler, policies: HashMap<String, Policy>) -> Self {
-        ScimState { reconciler, policies: Arc::new(policies), tokens: Arc::default() }
+        ScimState { reconciler, policies: Arc::new(policies), tokens: Arc::default(), writers: Arc::default() }
     }
 
     async fn credential(&self, id: i64) -> Result<Option<TokenCredential>, ScimError> {

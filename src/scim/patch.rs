@@ -18,7 +18,7 @@ pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const MAX_OPERATIONS: usize = 10_000;
 
 /// A PATCH body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PatchRequest {
     /// Must include the PatchOp URN.
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct PatchRequest {
 }
 
 /// One operation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Operation {
     /// add, replace or remove, any case.
     pub op: String,

@@ -433,6 +433,26 @@ impl WriteSession {
         Ok(rows)
     }
 
+    /// Marks a point the session can return to: one SCIM request of a batch that fails rolls
+    /// back alone.
+    pub async fn scim_savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SAVEPOINT scim_request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Keeps what was written since the savepoint.
+    pub async fn scim_release(&mut self) -> Result<(), StoreError> {
+        sqlx::query("RELEASE scim_request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Undoes what was written since the savepoint.
+    pub async fn scim_rollback(&mut self) -> Result<(), StoreError> {
+        sqlx::query("ROLLBACK TO scim_request").execute(&mut *self.tx).await?;
+        sqlx::query("RELEASE scim_request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
     /// Commits SCIM resource changes that change no member.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;

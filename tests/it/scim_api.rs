@@ -2,6 +2,7 @@
 //! file: Entra's documented request sequence, its PATCH quirks, errors, isolation, tokens.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use c7sync::clock::Millis;
 use c7sync::http::{router, AppState};
@@ -452,4 +453,29 @@ async fn with_a_groups_option_only_members_of_those_groups_are_claimed() {
     )
     .await;
     assert!(scim.members("acme").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_are_batched_without_losing_or_mixing_up_any() {
+    let scim = Arc::new(Scim::start(&[]).await);
+    let mut tasks = Vec::new();
+    for n in 0..60u128 {
+        let scim = scim.clone();
+        tasks.push(tokio::spawn(async move {
+            // Users 0 and 1 share a userName: exactly one of them may be created.
+            let user_name = if n == 1 { "user0@contoso.com".to_owned() } else { format!("user{n}@contoso.com") };
+            let oid = uuid::Uuid::from_u128(0x3f25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n).to_string();
+            scim.acme(Method::POST, "/Users", Some(entra_user(&user_name, &oid))).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 59, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 1);
+    assert_eq!(scim.members("acme").await.len(), 59);
+    assert_eq!(count(scim.db.store(), "scim_users").await, 59);
+    assert_eq!(count(scim.db.store(), "audit_events").await, 59);
+    assert!(scim.db.store().check_integrity().await.unwrap().is_empty());
 }

@@ -1,0 +1,359 @@
+//! The SCIM write path. Entra pushes many changes at once, and every change is a write
+//! transaction through the reconcile core; one at a time, each would pay for its own
+//! transaction and run. So each teamspace has one writer task: it takes the requests waiting
+//! (up to [`MAX_BATCH`]), applies each in a savepoint (one that fails — a 409, a bad PATCH —
+//! rolls back alone and gets its own error), turns their member changes into one reconcile run,
+//! and commits once. Every request is answered only after that commit.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::handlers::check_if_match;
+use super::patch::{self, PatchRequest};
+use super::provision::{deltas_for, user_facts, UserFacts};
+use super::resource::normalize;
+use super::schema::{ResourceType, USERS};
+use super::{ScimError, ScimState, Tenant};
+use crate::clock::Millis;
+use crate::domain::{Oid, SourceName};
+use crate::plan::Desired;
+use crate::reconcile::{Locked, Reconciler, RunRequest};
+use crate::store::{GroupRow, ResourceKind, StoredResource, UserRow};
+
+/// Requests committed together, at most.
+pub const MAX_BATCH: usize = 64;
+/// Requests waiting for a teamspace's writer, at most; more wait to be queued.
+const QUEUE: usize = 1024;
+/// Operations named in a batch run's details, at most.
+const DETAILS_SHOWN: usize = 50;
+
+type Result<T, E = ScimError> = std::result::Result<T, E>;
+
+/// What a write does to the stored body.
+pub enum Change {
+    /// POST.
+    Create(Value),
+    /// PUT.
+    Replace(Value),
+    /// PATCH.
+    Patch(PatchRequest),
+    /// DELETE.
+    Delete,
+}
+
+impl Change {
+    fn name(&self) -> &'static str {
+        match self {
+            Change::Create(_) => "create",
+            Change::Replace(_) => "replace",
+            Change::Patch(_) => "patch",
+            Change::Delete => "delete",
+        }
+    }
+}
+
+/// One write request.
+pub(super) struct Job {
+    tenant: Tenant,
+    rt: ResourceType,
+    id: Option<String>,
+    if_match: Option<String>,
+    change: Change,
+    reply: oneshot::Sender<Result<Option<StoredResource>>>,
+}
+
+/// What applying one request left for the batch.
+struct Applied {
+    oids: Vec<Oid>,
+    not_a_member: Option<String>,
+    stored: Option<StoredResource>,
+    operation: Value,
+}
+
+/// Writers by teamspace id.
+pub type Writers = std::sync::Arc<std::sync::Mutex<HashMap<i64, mpsc::Sender<Job>>>>;
+
+/// Hands a write to the teamspace's writer and waits for it to be committed. Returns the stored
+/// resource (`None` after a delete).
+pub async fn submit(
+    state: &ScimState,
+    tenant: &Tenant,
+    rt: ResourceType,
+    id: Option<String>,
+    if_match: Option<String>,
+    change: Change,
+) -> Result<Option<StoredResource>> {
+    let (reply, answer) = oneshot::channel();
+    let job = Job { tenant: tenant.clone(), rt, id, if_match, change, reply };
+    let sender = writer_for(state, tenant.teamspace_id)?;
+    sender.send(job).await.map_err(|_| ScimError::internal("the SCIM writer stopped"))?;
+    answer.await.map_err(|_| ScimError::internal("the SCIM writer dropped a request"))?
+}
+
+fn writer_for(state: &ScimState, teamspace_id: i64) -> Result<mpsc::Sender<Job>> {
+    let mut writers = state.writers.lock().map_err(|_| ScimError::internal("SCIM writers lock poisoned"))?;
+    if let Some(sender) = writers.get(&teamspace_id).filter(|s| !s.is_closed()) {
+        return Ok(sender.clone());
+    }
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(run(state.reconciler.clone(), receiver));
+    writers.insert(teamspace_id, sender.clone());
+    Ok(sender)
+}
+
+async fn run(reconciler: Reconciler, mut receiver: mpsc::Receiver<Job>) {
+    while let Some(first) = receiver.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&reconciler, jobs).await;
+    }
+}
+
+async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
+    let tenant = jobs[0].tenant.clone();
+    let mut locked = match reconciler.lock(&tenant.teamspace).await {
+        Ok(locked) => locked,
+        Err(error) => {
+            let error = ScimError::from(error);
+            for job in jobs {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut oids = Vec::new();
+    let mut not_members = Vec::new();
+    let mut operations = Vec::new();
+    for job in jobs {
+        let result = apply_in_savepoint(&mut locked, &job).await;
+        let outcome = match result {
+            Ok(applied) => {
+                oids.extend(applied.oids);
+                not_members.extend(applied.not_a_member);
+                operations.push(applied.operation);
+                Ok(applied.stored)
+            }
+            Err(error) => Err(error),
+        };
+        replies.push((job.reply, outcome));
+    }
+    let committed = finish(reconciler, locked, &tenant, oids, not_members, operations).await;
+    for (reply, outcome) in replies {
+        let outcome = match (&committed, outcome) {
+            (Err(error), Ok(_)) => Err(error.clone()),
+            (_, outcome) => outcome,
+        };
+        let _ = reply.send(outcome);
+    }
+}
+
+async fn apply_in_savepoint(locked: &mut Locked, job: &Job) -> Result<Applied> {
+    locked.session.scim_savepoint().await?;
+    match apply(locked, job).await {
+        Ok(applied) => {
+            locked.session.scim_release().await?;
+            Ok(applied)
+        }
+        Err(error) => {
+            locked.session.scim_rollback().await?;
+            Err(error)
+        }
+    }
+}
+
+/// Turns the batch's member changes into one run (or commits the resources alone).
+async fn finish(
+    reconciler: &Reconciler,
+    mut locked: Locked,
+    tenant: &Tenant,
+    oids: Vec<Oid>,
+    not_members: Vec<String>,
+    operations: Vec<Value>,
+) -> Result<()> {
+    let deltas = deltas_for(&mut locked.session, &tenant.policy, oids).await?;
+    // A resource change that changes no member needs no run, unless it leaves an active user
+    // outside: that run (with no changes) is how `c7sync runs show` tells the admin why.
+    if deltas.is_empty() && not_members.is_empty() {
+        locked.session.commit().await?;
+        return Ok(());
+    }
+    let mut details = serde_json::json!({
+        "requests": operations.len(),
+        "operations": operations.iter().take(DETAILS_SHOWN).collect::<Vec<_>>(),
+    });
+    if !not_members.is_empty() {
+        details["not_a_member"] = serde_json::json!(not_members.iter().take(DETAILS_SHOWN).collect::<Vec<_>>());
+    }
+    let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim").with_details(details);
+    reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
+    Ok(())
+}
+
+fn kind_of(rt: ResourceType) -> ResourceKind {
+    if rt == USERS {
+        ResourceKind::User
+    } else {
+        ResourceKind::Group
+    }
+}
+
+/// One request's resource change, inside the batch's transaction.
+async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
+    let (tenant, rt) = (&job.tenant, job.rt);
+    let kind = kind_of(rt);
+    let previous = match &job.id {
+        Some(id) => Some(
+            locked
+                .session
+                .scim_get(kind, id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?,
+        ),
+        None => None,
+    };
+    if let Some(previous) = &previous {
+        check_if_match(job.if_match.as_deref(), previous.version)?;
+    }
+    let previous_body: Option<Map<String, Value>> = previous
+        .as_ref()
+        .map(|p| serde_json::from_str(&p.resource))
+        .transpose()
+        .map_err(|e| ScimError::internal(format!("stored resource: {e}")))?;
+    let id = job.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let body = match &job.change {
+        Change::Create(input) | Change::Replace(input) => {
+            let mut body = normalize(rt, input.clone())?;
+            body.retain(|k, _| k != "id" && k != "meta");
+            Some(body)
+        }
+        Change::Patch(request) => {
+            let mut body = previous_body.clone().unwrap_or_default();
+            patch::apply(rt, &mut body, request.clone())?;
+            Some(body)
+        }
+        Change::Delete => None,
+    };
+    let now = Millis::now();
+    let (oids, not_a_member, stored) = match kind {
+        ResourceKind::User => write_user(locked, tenant, &id, previous_body.as_ref(), body.as_ref(), now).await?,
+        ResourceKind::Group => {
+            let (oids, stored) = write_group(locked, tenant, &id, body.as_ref(), now).await?;
+            (oids, None, stored)
+        }
+    };
+    let operation = serde_json::json!({ "resource": rt.name, "id": id, "operation": job.change.name() });
+    Ok(Applied { oids, not_a_member, stored, operation })
+}
+
+/// Stores (or deletes) a user; returns the oids whose claim may have changed, and why the
+/// user is not a member when that just became so.
+async fn write_user(
+    locked: &mut Locked,
+    tenant: &Tenant,
+    id: &str,
+    previous: Option<&Map<String, Value>>,
+    body: Option<&Map<String, Value>>,
+    now: Millis,
+) -> Result<(Vec<Oid>, Option<String>, Option<StoredResource>)> {
+    let before: Option<UserFacts> = previous.map(|p| user_facts(p, &tenant.policy));
+    let session = &mut locked.session;
+    let Some(body) = body else {
+        session.scim_delete(ResourceKind::User, id).await?;
+        return Ok((before.and_then(|b| b.oid).into_iter().collect(), None, None));
+    };
+    let user_name = body
+        .get("userName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ScimError::invalid_value("userName is required"))?
+        .to_owned();
+    let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
+    if let Some(which) = session.scim_user_conflict(id, &user_name, external_id.as_deref()).await? {
+        let value = if which == "userName" { user_name.clone() } else { external_id.clone().unwrap_or_default() };
+        return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
+    }
+    let facts = user_facts(body, &tenant.policy);
+    if facts.active && facts.claim.is_none() {
+        tracing::warn!(
+            teamspace = %tenant.teamspace,
+            scim_user = id,
+            user_name = %user_name,
+            problem = facts.problem.as_deref().unwrap_or_default(),
+            "SCIM user stored but not a member"
+        );
+    }
+    let row = UserRow {
+        id: id.to_owned(),
+        user_name,
+        external_id,
+        display_name: body.get("displayName").and_then(Value::as_str).map(str::to_owned),
+        active: facts.active,
+        oid: facts.oid,
+        member_problem: if facts.claim.is_none() { facts.problem.clone() } else { None },
+        resource: Value::Object(body.clone()).to_string(),
+    };
+    let not_a_member = match (&facts.problem, facts.active && facts.claim.is_none()) {
+        (Some(problem), true) => {
+            Some(format!("SCIM user {id} ({}) is stored but not a member: {problem}", row.user_name))
+        }
+        _ => None,
+    };
+    let (version, created_at) = session.scim_put_user(&row, now).await?;
+    let stored = StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now };
+    // Only a change to what the claim depends on touches members; a new title does not.
+    if before.as_ref() == Some(&facts) {
+        return Ok((Vec::new(), None, Some(stored)));
+    }
+    Ok((before.and_then(|b| b.oid).into_iter().chain(facts.oid).collect(), not_a_member, Some(stored)))
+}
+
+/// Stores (or deletes) a group; with a `groups` policy, returns its members' oids before and
+/// after (their claims depend on it).
+async fn write_group(
+    locked: &mut Locked,
+    tenant: &Tenant,
+    id: &str,
+    body: Option<&Map<String, Value>>,
+    now: Millis,
+) -> Result<(Vec<Oid>, Option<StoredResource>)> {
+    let session = &mut locked.session;
+    let mut oids =
+        if tenant.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
+    let Some(body) = body else {
+        session.scim_delete(ResourceKind::Group, id).await?;
+        return Ok((oids, None));
+    };
+    let display_name = body
+        .get("displayName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?
+        .to_owned();
+    let member_ids = body
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|members| members.iter().filter_map(|m| m.get("value")?.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let row = GroupRow {
+        id: id.to_owned(),
+        display_name,
+        external_id: body.get("externalId").and_then(Value::as_str).map(str::to_owned),
+        member_ids,
+        resource: Value::Object(body.clone()).to_string(),
+    };
+    let (version, created_at) = session.scim_put_group(&row, now).await?;
+    if !tenant.policy.groups.is_empty() {
+        oids.extend(session.scim_group_member_oids(id).await?);
+    }
+    Ok((oids, Some(StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now })))
+}
