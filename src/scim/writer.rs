@@ -156,12 +156,11 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
 }
 
 async fn apply_in_savepoint(locked: &mut Locked, job: &Job) -> Result<Applied> {
+    // Savepoints of successful requests stay open (the commit ends them all); releasing each
+    // would cost a statement per request.
     locked.session.scim_savepoint().await?;
     match apply(locked, job).await {
-        Ok(applied) => {
-            locked.session.scim_release().await?;
-            Ok(applied)
-        }
+        Ok(applied) => Ok(applied),
         Err(error) => {
             locked.session.scim_rollback().await?;
             Err(error)

@@ -387,7 +387,9 @@ impl WriteSession {
     /// The SCIM users standing for `oid`, as (user id, active, member_problem is set).
     pub async fn scim_users_of_oid(&mut self, oid: Oid) -> Result<Vec<ScimUserFacts>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, active, member_problem IS NULL, resource FROM scim_users WHERE teamspace_id = ? AND oid = ?",
+            // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
+            "SELECT id, active, member_problem IS NULL, resource FROM scim_users INDEXED BY scim_users_by_oid \
+             WHERE teamspace_id = ? AND oid = ?",
         )
         .bind(self.teamspace.id)
         .bind(oid.to_bytes().to_vec())
@@ -408,8 +410,10 @@ impl WriteSession {
     /// The oids of the users who are members of the group `group_id`.
     pub async fn scim_group_member_oids(&mut self, group_id: &str) -> Result<Vec<Oid>, StoreError> {
         let rows = sqlx::query(
+            // CROSS JOIN keeps the group's members as the outer loop (SQLite would otherwise
+            // walk every user of the teamspace).
             "SELECT DISTINCT u.oid FROM scim_group_members m \
-             JOIN scim_users u ON u.teamspace_id = m.teamspace_id AND u.id = m.member_id \
+             CROSS JOIN scim_users u ON u.teamspace_id = m.teamspace_id AND u.id = m.member_id \
              WHERE m.teamspace_id = ? AND m.group_id = ? AND u.oid IS NOT NULL",
         )
         .bind(self.teamspace.id)
@@ -440,13 +444,7 @@ impl WriteSession {
         Ok(())
     }
 
-    /// Keeps what was written since the savepoint.
-    pub async fn scim_release(&mut self) -> Result<(), StoreError> {
-        sqlx::query("RELEASE scim_request").execute(&mut *self.tx).await?;
-        Ok(())
-    }
-
-    /// Undoes what was written since the savepoint.
+    /// Undoes what was written since the latest savepoint (and ends it).
     pub async fn scim_rollback(&mut self) -> Result<(), StoreError> {
         sqlx::query("ROLLBACK TO scim_request").execute(&mut *self.tx).await?;
         sqlx::query("RELEASE scim_request").execute(&mut *self.tx).await?;
