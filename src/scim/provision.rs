@@ -2,6 +2,8 @@
 //! attribute (default `externalId`) is a GUID and who has an address is, through the
 //! reconcile core, in the same transaction as the resource change.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::filter::{get_ci, parse_path};
@@ -9,7 +11,7 @@ use super::schema::USERS;
 use crate::config::ScimSettings;
 use crate::domain::{parse_guid, Email, Oid};
 use crate::plan::{Delta, DesiredClaim};
-use crate::store::{StoreError, WriteSession};
+use crate::store::{ScimUserFacts, StoreError, WriteSession};
 
 /// How a teamspace's scim source turns users into claims.
 #[derive(Debug, Clone)]
@@ -123,10 +125,14 @@ pub async fn deltas_for(
     let mut unique: Vec<Oid> = oids.into_iter().collect();
     unique.sort_unstable();
     unique.dedup();
+    let mut users: HashMap<Oid, Vec<ScimUserFacts>> = HashMap::new();
+    for (oid, user) in session.scim_users_of_oids(&unique).await? {
+        users.entry(oid).or_default().push(user);
+    }
     let mut deltas = Vec::with_capacity(unique.len());
     for oid in unique {
         let mut claim = None;
-        for user in session.scim_users_of_oid(oid).await? {
+        for user in users.remove(&oid).unwrap_or_default() {
             if !user.active || !user.usable {
                 continue;
             }

@@ -1,9 +1,12 @@
 //! The SCIM write path. Entra pushes many changes at once, and every change is a write
 //! transaction through the reconcile core; one at a time, each would pay for its own
 //! transaction and run. So each teamspace has one writer task: it takes the requests waiting
-//! (up to [`MAX_BATCH`]), applies each in a savepoint (one that fails — a 409, a bad PATCH —
-//! rolls back alone and gets its own error), turns their member changes into one reconcile run,
-//! and commits once. Every request is answered only after that commit.
+//! (up to [`MAX_BATCH`]), applies them in order in one transaction, turns their member changes
+//! into one reconcile run, and commits once. Every request is answered only after that commit.
+//!
+//! A request that is refused (a 409, a bad PATCH, a stale If-Match) is refused before it writes
+//! anything — each one validates, then writes last — so it gets its own error and the others
+//! go on. A database failure fails the whole batch, which is then rolled back whole.
 
 use std::collections::HashMap;
 
@@ -20,7 +23,7 @@ use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
 use crate::plan::Desired;
 use crate::reconcile::{Locked, Reconciler, RunRequest};
-use crate::store::{GroupRow, ResourceKind, StoredResource, UserRow};
+use crate::store::{GroupRow, ResourceKind, StoreError, StoredResource, UserRow};
 
 /// Requests committed together, at most.
 pub const MAX_BATCH: usize = 64;
@@ -132,39 +135,38 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
     let mut oids = Vec::new();
     let mut not_members = Vec::new();
     let mut operations = Vec::new();
+    let mut failed: Option<ScimError> = None;
     for job in jobs {
-        let result = apply_in_savepoint(&mut locked, &job).await;
-        let outcome = match result {
+        if failed.is_some() {
+            replies.push((job.reply, Err(ScimError::busy("an earlier request in the batch failed"))));
+            continue;
+        }
+        let outcome = match apply(&mut locked, &job).await {
             Ok(applied) => {
                 oids.extend(applied.oids);
                 not_members.extend(applied.not_a_member);
                 operations.push(applied.operation);
                 Ok(applied.stored)
             }
-            Err(error) => Err(error),
+            // The database failed mid-write: nothing of the batch may be committed.
+            Err(error) if error.status.is_server_error() => {
+                failed = Some(error.clone());
+                Err(error)
+            }
+            Err(refused) => Err(refused),
         };
         replies.push((job.reply, outcome));
     }
-    let committed = finish(reconciler, locked, &tenant, oids, not_members, operations).await;
+    let committed = match failed {
+        Some(error) => Err(error),
+        None => finish(reconciler, locked, &tenant, oids, not_members, operations).await,
+    };
     for (reply, outcome) in replies {
         let outcome = match (&committed, outcome) {
             (Err(error), Ok(_)) => Err(error.clone()),
             (_, outcome) => outcome,
         };
         let _ = reply.send(outcome);
-    }
-}
-
-async fn apply_in_savepoint(locked: &mut Locked, job: &Job) -> Result<Applied> {
-    // Savepoints of successful requests stay open (the commit ends them all); releasing each
-    // would cost a statement per request.
-    locked.session.scim_savepoint().await?;
-    match apply(locked, job).await {
-        Ok(applied) => Ok(applied),
-        Err(error) => {
-            locked.session.scim_rollback().await?;
-            Err(error)
-        }
     }
 }
 
@@ -276,10 +278,6 @@ async fn write_user(
         .ok_or_else(|| ScimError::invalid_value("userName is required"))?
         .to_owned();
     let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
-    if let Some(which) = session.scim_user_conflict(id, &user_name, external_id.as_deref()).await? {
-        let value = if which == "userName" { user_name.clone() } else { external_id.clone().unwrap_or_default() };
-        return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
-    }
     let facts = user_facts(body, &tenant.policy);
     if facts.active && facts.claim.is_none() {
         tracing::warn!(
@@ -306,7 +304,19 @@ async fn write_user(
         }
         _ => None,
     };
-    let (version, created_at) = session.scim_put_user(&row, now).await?;
+    // The unique indexes decide: a violating statement changes nothing and the batch goes on.
+    let (version, created_at) = match session.scim_put_user(&row, now).await {
+        Ok(stored) => stored,
+        Err(StoreError::Duplicate(constraint)) => {
+            let (which, value) = if constraint.contains("user_name_key") {
+                ("userName", row.user_name.as_str())
+            } else {
+                ("externalId", row.external_id.as_deref().unwrap_or_default())
+            };
+            return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let stored = StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now };
     // Only a change to what the claim depends on touches members; a new title does not.
     if before.as_ref() == Some(&facts) {

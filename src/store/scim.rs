@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::members::oid_of;
+use super::values::{values_list, CHUNK_ROWS};
 use super::{Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::Oid;
@@ -278,29 +279,6 @@ impl WriteSession {
         row.as_ref().map(resource_of).transpose()
     }
 
-    /// Another user holding this userName (any case) or externalId: `Some("userName")` or
-    /// `Some("externalId")`.
-    pub async fn scim_user_conflict(
-        &mut self,
-        id: &str,
-        user_name: &str,
-        external_id: Option<&str>,
-    ) -> Result<Option<&'static str>, StoreError> {
-        // Two indexed look-ups; one `a OR b` condition would scan the teamspace.
-        let row = sqlx::query(
-            "SELECT 1 FROM scim_users WHERE teamspace_id = ?1 AND user_name_key = ?2 AND id <> ?4 \
-             UNION ALL \
-             SELECT 0 FROM scim_users WHERE teamspace_id = ?1 AND external_id = ?3 AND id <> ?4 LIMIT 1",
-        )
-        .bind(self.teamspace.id)
-        .bind(user_name.to_lowercase())
-        .bind(external_id)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.map(|row| if row.get::<bool, _>(0) { "userName" } else { "externalId" }))
-    }
-
     /// Inserts or replaces a user; returns its new version and creation time.
     pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
         let (version, created_at): (i64, i64) = sqlx::query_as(
@@ -384,27 +362,31 @@ impl WriteSession {
         Ok(deleted.rows_affected() > 0)
     }
 
-    /// The SCIM users standing for `oid`, as (user id, active, member_problem is set).
-    pub async fn scim_users_of_oid(&mut self, oid: Oid) -> Result<Vec<ScimUserFacts>, StoreError> {
-        let rows = sqlx::query(
+    /// The SCIM users standing for each of `oids` (sorted, distinct), in one query per chunk.
+    pub async fn scim_users_of_oids(&mut self, oids: &[Oid]) -> Result<Vec<(Oid, ScimUserFacts)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in oids.chunks(CHUNK_ROWS) {
             // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
-            "SELECT id, active, member_problem IS NULL, resource FROM scim_users INDEXED BY scim_users_by_oid \
-             WHERE teamspace_id = ? AND oid = ?",
-        )
-        .bind(self.teamspace.id)
-        .bind(oid.to_bytes().to_vec())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ScimUserFacts {
-                    id: row.try_get(0)?,
-                    active: row.try_get(1)?,
-                    usable: row.try_get(2)?,
-                    resource: row.try_get(3)?,
-                })
-            })
-            .collect()
+            let sql = format!(
+                "SELECT oid, id, active, member_problem IS NULL, resource FROM scim_users INDEXED BY scim_users_by_oid \
+                 WHERE teamspace_id = ? AND oid IN ({})",
+                values_list("?", chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(self.teamspace.id);
+            for oid in chunk {
+                query = query.bind(oid.to_bytes().to_vec());
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                let facts = ScimUserFacts {
+                    id: row.try_get(1)?,
+                    active: row.try_get(2)?,
+                    usable: row.try_get(3)?,
+                    resource: row.try_get(4)?,
+                };
+                found.push((oid_of(&row, 0)?, facts));
+            }
+        }
+        Ok(found)
     }
 
     /// The oids of the users who are members of the group `group_id`.
@@ -435,20 +417,6 @@ impl WriteSession {
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows)
-    }
-
-    /// Marks a point the session can return to: one SCIM request of a batch that fails rolls
-    /// back alone.
-    pub async fn scim_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("SAVEPOINT scim_request").execute(&mut *self.tx).await?;
-        Ok(())
-    }
-
-    /// Undoes what was written since the latest savepoint (and ends it).
-    pub async fn scim_rollback(&mut self) -> Result<(), StoreError> {
-        sqlx::query("ROLLBACK TO scim_request").execute(&mut *self.tx).await?;
-        sqlx::query("RELEASE scim_request").execute(&mut *self.tx).await?;
-        Ok(())
     }
 
     /// Commits SCIM resource changes that change no member.
