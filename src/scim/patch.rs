@@ -3,6 +3,8 @@
 //! URN-qualified keys, `emails[type eq "work"].value` that creates the entry when none
 //! matches, and `Remove` of `members` with a value list that removes only those members.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -209,8 +211,9 @@ fn on_attribute(
                 // those members, never all.
                 (Some(value), Some(Value::Array(items))) if attribute.multi_valued => {
                     let doomed = normalize_value(attribute, value)?;
-                    let doomed = doomed.as_array().cloned().unwrap_or_default();
-                    items.retain(|item| !doomed.iter().any(|d| same_value(item, d)));
+                    let doomed: HashSet<String> =
+                        doomed.as_array().map(|d| d.iter().map(identity).collect()).unwrap_or_default();
+                    items.retain(|item| !doomed.contains(&identity(item)));
                     if items.is_empty() {
                         container.remove(&name);
                     }
@@ -229,8 +232,10 @@ fn on_attribute(
             }
             match (kind, container.get_mut(&name), value) {
                 (Kind::Add, Some(Value::Array(items)), Value::Array(new)) => {
+                    // Sets, not scans: a group PATCH can carry thousands of members.
+                    let mut present: HashSet<String> = items.iter().map(identity).collect();
                     for item in new {
-                        if !items.iter().any(|existing| same_value(existing, &item)) {
+                        if present.insert(identity(&item)) {
                             items.push(item);
                         }
                     }
@@ -417,12 +422,12 @@ fn prune(container: &mut Map<String, Value>, name: &str) {
     }
 }
 
-/// Two values of a multi-valued attribute are the same if their `value`s are (members, emails),
-/// else if they are equal.
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+/// What makes two values of a multi-valued attribute the same: their `value` (members,
+/// emails), else the whole value.
+fn identity(item: &Value) -> String {
+    match item.get("value") {
+        Some(value) => format!("v:{value}"),
+        None => format!("w:{item}"),
     }
 }
 

@@ -336,15 +336,17 @@ impl WriteSession {
             .bind(&group.id)
             .execute(&mut *self.tx)
             .await?;
-        for member in &group.member_ids {
-            sqlx::query(
-                "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES (?, ?, ?)",
-            )
-            .bind(self.teamspace.id)
-            .bind(&group.id)
-            .bind(member)
-            .execute(&mut *self.tx)
-            .await?;
+        // Multi-row inserts: a group of 10,000 members is 20 statements, not 10,000.
+        for chunk in group.member_ids.chunks(CHUNK_ROWS) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES {}",
+                values_list("(?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for member in chunk {
+                query = query.bind(self.teamspace.id).bind(&group.id).bind(member);
+            }
+            query.execute(&mut *self.tx).await?;
         }
         Ok((version, Millis(created_at)))
     }

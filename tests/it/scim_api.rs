@@ -479,3 +479,30 @@ async fn concurrent_writes_are_batched_without_losing_or_mixing_up_any() {
     assert_eq!(count(scim.db.store(), "audit_events").await, 59);
     assert!(scim.db.store().check_integrity().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_ten_thousand_member_group_patch_adds_and_removes_exactly() {
+    let scim = Scim::start(&[]).await;
+    let (_, group) = scim.acme(Method::POST, "/Groups", Some(json!({"displayName": "Everyone"}))).await;
+    let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+    let ids: Vec<String> = (0..10_000).map(|n| format!("member-{n:05}")).collect();
+    let all: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let (status, body) =
+        scim.acme(Method::PATCH, &path, patch(json!([{"op": "Add", "path": "members", "value": all}]))).await;
+    assert_eq!(status, StatusCode::OK, "{}", body["detail"]);
+    assert_eq!(body["members"].as_array().unwrap().len(), 10_000);
+    let (_, found) =
+        scim.acme(Method::GET, &format!("/Groups?{}", filter("members.value", "member-09999")), None).await;
+    assert_eq!(found["totalResults"], 1);
+
+    let half: Vec<Value> = ids.iter().step_by(2).map(|id| json!({"value": id})).collect();
+    let (status, body) =
+        scim.acme(Method::PATCH, &path, patch(json!([{"op": "Remove", "path": "members", "value": half}]))).await;
+    assert_eq!(status, StatusCode::OK);
+    let left: Vec<&str> = body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(left.len(), 5_000);
+    assert!(left.iter().all(|id| id.ends_with(['1', '3', '5', '7', '9'])), "only the named members were removed");
+    let indexed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM scim_group_members").fetch_one(scim.db.store().pool()).await.unwrap();
+    assert_eq!(indexed, 5_000);
+}
