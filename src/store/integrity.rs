@@ -37,6 +37,17 @@ const CHECKS: &[(&str, &str)] = &[
         "SELECT count(*) FROM audit_events a LEFT JOIN runs r ON r.id = a.run_id \
          WHERE r.id IS NULL OR r.outcome <> 'applied' OR a.id NOT BETWEEN r.first_event_id AND r.last_event_id",
     ),
+    (
+        "scim claims with no active, usable SCIM user of that oid",
+        "SELECT count(*) FROM claims c JOIN sources s ON s.id = c.source_id AND s.kind = 'scim' \
+         WHERE NOT EXISTS (SELECT 1 FROM scim_users u WHERE u.teamspace_id = c.teamspace_id AND u.oid = c.oid \
+           AND u.active AND u.member_problem IS NULL)",
+    ),
+    (
+        "SCIM group member rows of an unknown group",
+        "SELECT count(*) FROM scim_group_members m WHERE NOT EXISTS \
+         (SELECT 1 FROM scim_groups g WHERE g.teamspace_id = m.teamspace_id AND g.id = m.group_id)",
+    ),
 ];
 
 impl Store {
