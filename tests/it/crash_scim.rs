@@ -21,7 +21,7 @@ mod rand_like {
     }
 }
 
-const KILLS: usize = 12;
+const KILLS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_serve_during_scim_writes_loses_no_acknowledged_write_and_leaves_no_half() {

@@ -7,6 +7,7 @@ mod cli_config;
 mod cli_import;
 mod cli_members;
 mod cli_serve;
+mod concurrency;
 mod crash_scim;
 mod downstream;
 mod graph_sync;

@@ -1,0 +1,117 @@
+//! Everything at once against one database: `c7sync serve` taking SCIM writes from several
+//! clients while its scheduled Graph sync runs every second, and a CLI `import` from another
+//! process. No request fails with a busy database, nothing is lost: the final members are
+//! exactly the union of what each side provisioned.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use c7sync::store::{Store, StoreSettings};
+
+use crate::support::daemon::Daemon;
+use crate::support::fake_graph::{FakeGraph, Member, User};
+use crate::support::*;
+
+const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
+const GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, "s3cret", 100).await;
+    fake.set_group(GROUP, (0..500).map(|n| Member::User(User::numbered(n))).collect());
+    let config = format!(
+        r#"database = "sqlite://c7sync.db"
+
+[[teamspaces]]
+name = "acme"
+tenant_id = "{TENANT}"
+audience = "{AUDIENCE}"
+max_removals = "50%"
+
+  [[teamspaces.sources]]
+  kind = "graph"
+  id = "dev"
+  groups = ["{GROUP}"]
+  client_id = "{CLIENT_ID}"
+  client_secret_env = "C7SYNC_TEST_GRAPH_SECRET"
+  graph_url = "{url}"
+  authority_url = "{url}"
+  schedule = "* * * * * *"
+
+  [[teamspaces.sources]]
+  kind = "scim"
+"#,
+        url = fake.url()
+    );
+    let project = Project::new(&config);
+    let token = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
+    let mut csv = String::from("email,oid\n");
+    for n in 0..3000u128 {
+        csv.push_str(&format!(
+            "import{n}@contoso.com,{}\n",
+            uuid::Uuid::from_u128(0x5e25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n)
+        ));
+    }
+    project.write("import.csv", &csv);
+
+    let daemon = Daemon::start(project.dir.path(), &[], &[("C7SYNC_TEST_GRAPH_SECRET", "s3cret")]).await;
+    let url = daemon.url("/scim/v2/Users");
+    let client = reqwest::Client::new();
+    let mut writers = Vec::new();
+    for writer in 0..4u128 {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            let mut emails = Vec::new();
+            for n in writer * 1000..writer * 1000 + 150 {
+                let email = format!("scim{n}@contoso.com");
+                let oid = uuid::Uuid::from_u128(0x4d25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n).to_string();
+                let body = serde_json::json!({"userName": email, "externalId": oid, "active": true});
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/scim+json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+                emails.push(email);
+            }
+            emails
+        }));
+    }
+    // Meanwhile another process imports 3,000 members.
+    let import = tokio::task::spawn_blocking({
+        let dir = project.dir.path().to_owned();
+        move || run_binary(&dir, &["import", "import.csv", "--teamspace", "acme", "--source", "bulk"], None)
+    });
+    let mut expected = BTreeSet::new();
+    for writer in writers {
+        expected.extend(writer.await.unwrap());
+    }
+    let import = import.await.unwrap();
+    import.expect(0);
+    expected.extend((0..3000).map(|n| format!("import{n}@contoso.com")));
+    expected.extend((0..500).map(|n| format!("user{n}@contoso.com")));
+    // Let at least one more scheduled Graph run finish after everything else.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, logs) = daemon.terminate(Duration::from_secs(30)).await;
+    assert!(status.success());
+    let busy: Vec<_> = logs.iter().filter(|l| l.to_string().contains("busy")).collect();
+    assert!(busy.is_empty(), "{busy:?}");
+
+    let store =
+        Store::open(&StoreSettings::new(format!("sqlite://{}", project.path("c7sync.db").display()))).await.unwrap();
+    let emails: BTreeSet<String> =
+        sqlx::query_scalar("SELECT email FROM members").fetch_all(store.pool()).await.unwrap().into_iter().collect();
+    assert_eq!(emails.len(), expected.len(), "missing: {:?}", expected.difference(&emails).take(5).collect::<Vec<_>>());
+    assert_eq!(emails, expected);
+    assert!(store.check_integrity().await.unwrap().is_empty());
+    let graph_runs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runs r JOIN sources s ON s.id = r.source_id WHERE s.kind = 'graph' AND r.outcome = 'applied'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(graph_runs >= 2, "the scheduled sync ran alongside ({graph_runs})");
+}
