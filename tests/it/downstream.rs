@@ -296,4 +296,11 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
     assert!(text.contains("c7sync_members_added_total{teamspace=\"acme\",source=\"csv:hr\"} 3"), "{text}");
     assert!(text.contains("c7sync_outbox_pending 4"), "{text}");
     assert!(text.contains("c7sync_scim_request_duration_seconds") && text.ends_with("# EOF\n"), "{text}");
+
+    // The database goes away: /readyz says so, /healthz does not care.
+    assert_eq!(api.get("/readyz", None).await.0, 200);
+    api.db.store().pool().close().await;
+    let (status, body) = api.get("/readyz", None).await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")));
+    assert_eq!(api.get("/healthz", None).await.0, 200);
 }
