@@ -73,7 +73,8 @@ pub struct UsageError(pub String);
 ///
 /// Members come from sources, each a claim that someone belongs: Entra groups through
 /// Microsoft Graph and CSV files (the sources in c7sync.toml, run by `sync` now or by `serve` on
-/// their schedules), one-off files (`import`) and manual entries (`members add`). Every change
+/// their schedules), Entra's SCIM provisioning (pushed to `serve`), one-off files (`import`) and
+/// manual entries (`members add`). Every change
 /// goes through one reconcile core: planned, guarded against mass removal, applied in one
 /// transaction, audited (`runs`, `audit`).
 #[derive(Debug, Parser)]
@@ -120,7 +121,7 @@ enum Command {
     Import(import::ImportArgs),
     /// Run configured graph and csv sources now
     Sync(sync::SyncArgs),
-    /// The daemon: run scheduled sources on their cron schedules, serve SCIM, /healthz, /readyz
+    /// The daemon: scheduled sources, SCIM, webhooks, /v1, /metrics, /healthz, /readyz
     Serve(serve::ServeArgs),
     /// Create, list and revoke the bearer tokens Entra's SCIM provisioning uses
     #[command(subcommand)]

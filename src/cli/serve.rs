@@ -13,7 +13,9 @@ use crate::daemon::{self, DaemonOptions};
 #[command(after_long_help = "\
 Runs every graph and csv source that has a `schedule`: once at start-up, then on its cron
 schedule (UTC unless the source sets `timezone`). A tick that finds its source still running is
-skipped. Serves /healthz (process up) and /readyz (database reachable).
+skipped. Serves SCIM 2.0 at /scim/v2 for teamspaces with a scim source (tokens: c7sync
+scim-token), the read API at /v1 when $C7SYNC_ADMIN_TOKEN is set, /metrics, /healthz (process
+up) and /readyz (database reachable). With [delivery], pushes member events to the webhook.
 
 SIGTERM or SIGINT stops scheduling, lets runs in progress finish (up to --shutdown-grace), and
 exits 0. One log line per run (RUST_LOG=info is the default here); --log-format json for machines.
