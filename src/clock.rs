@@ -43,6 +43,14 @@ impl serde::Serialize for Millis {
     }
 }
 
+/// A number in [0, 1) that differs between calls, from the clock's nanoseconds: enough to spread
+/// out retries of clients that failed together (Graph pages, webhook deliveries).
+pub fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let mixed = xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes());
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

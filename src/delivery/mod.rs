@@ -183,7 +183,5 @@ fn backoff(options: &DeliveryOptions, attempt: i64) -> Duration {
     let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
     let full = options.base_backoff.saturating_mul(1u32 << exponent).min(options.max_backoff);
     // Full jitter between half and all of it.
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    let fraction = 0.5 + 0.5 * (xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes()) >> 11) as f64 / (1u64 << 53) as f64;
-    full.mul_f64(fraction)
+    full.mul_f64(0.5 + 0.5 * crate::clock::jitter())
 }

@@ -48,7 +48,8 @@ fn respond(result: Result<Response>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn kind_of(rt: ResourceType) -> ResourceKind {
+/// Where a resource type is stored.
+pub(super) fn kind_of(rt: ResourceType) -> ResourceKind {
     if rt == USERS {
         ResourceKind::User
     } else {

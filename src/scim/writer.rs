@@ -13,11 +13,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::handlers::check_if_match;
+use super::handlers::{check_if_match, kind_of};
 use super::patch::{self, PatchRequest};
 use super::provision::{deltas_for, user_facts, UserFacts};
 use super::resource::normalize;
-use super::schema::{ResourceType, USERS};
+use super::schema::ResourceType;
 use super::{ScimError, ScimState, Tenant};
 use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
@@ -137,8 +137,9 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
     let mut operations = Vec::new();
     let mut failed: Option<ScimError> = None;
     for job in jobs {
-        if failed.is_some() {
-            replies.push((job.reply, Err(ScimError::busy("an earlier request in the batch failed"))));
+        // After a database failure the batch is rolled back: the rest get that same error.
+        if let Some(error) = &failed {
+            replies.push((job.reply, Err(error.clone())));
             continue;
         }
         let outcome = match apply(&mut locked, &job).await {
@@ -196,14 +197,6 @@ async fn finish(
     let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim").with_details(details);
     reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
     Ok(())
-}
-
-fn kind_of(rt: ResourceType) -> ResourceKind {
-    if rt == USERS {
-        ResourceKind::User
-    } else {
-        ResourceKind::Group
-    }
 }
 
 /// One request's resource change, inside the batch's transaction.

@@ -138,6 +138,11 @@ fn resource_of(row: &SqliteRow) -> Result<StoredResource, StoreError> {
 
 const RESOURCE_COLUMNS: &str = "r.id, r.resource, r.version, r.created_at, r.updated_at";
 
+/// One resource by teamspace and id, read through the pool or inside a write session.
+fn by_id_sql(kind: ResourceKind) -> String {
+    format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table())
+}
+
 impl Store {
     /// Stores a new token's hash; returns its id.
     pub async fn create_scim_token(
@@ -233,7 +238,7 @@ impl Store {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table());
+        let sql = by_id_sql(kind);
         let row = sqlx::query(&sql).bind(teamspace_id).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(resource_of).transpose()
     }
@@ -274,7 +279,7 @@ impl Store {
 impl WriteSession {
     /// One resource by id, read under the write lock (for read-modify-write).
     pub async fn scim_get(&mut self, kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table());
+        let sql = by_id_sql(kind);
         let row = sqlx::query(&sql).bind(self.teamspace.id).bind(id).fetch_optional(&mut *self.tx).await?;
         row.as_ref().map(resource_of).transpose()
     }

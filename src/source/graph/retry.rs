@@ -35,7 +35,7 @@ impl RetryPolicy {
         let wait = retry_after.unwrap_or_else(|| {
             let exponential = self.base_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
             // Jitter in [50%, 100%] spreads out clients that were throttled together.
-            exponential.mul_f64(0.5 + 0.5 * jitter())
+            exponential.mul_f64(0.5 + 0.5 * crate::clock::jitter())
         });
         wait.min(self.max_wait)
     }
@@ -51,13 +51,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     let delta = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Some(delta.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A number in [0, 1) that differs between calls; good enough for spreading retries.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    let mixed = xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes());
-    (mixed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
