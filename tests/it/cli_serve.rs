@@ -9,41 +9,10 @@ use crate::support::daemon::{message, Daemon};
 use crate::support::fake_graph::{FakeGraph, Fault, Member, User};
 use crate::support::*;
 
-const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
+const CLIENT_ID: &str = GRAPH_CLIENT_ID;
 const SECRET_ENV: &str = "C7SYNC_TEST_GRAPH_SECRET";
 const SECRET: &str = "daemon-test-secret";
-const GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
-
-fn graph_source(fake: &FakeGraph, id: &str, secret_env: &str, schedule: &str) -> String {
-    format!(
-        r#"
-  [[teamspaces.sources]]
-  kind = "graph"
-  id = "{id}"
-  groups = ["{GROUP}"]
-  client_id = "{CLIENT_ID}"
-  client_secret_env = "{secret_env}"
-  graph_url = "{url}"
-  authority_url = "{url}"
-  {schedule}
-"#,
-        url = fake.url()
-    )
-}
-
-fn project(sources: &str) -> Project {
-    let config = format!(
-        r#"database = "sqlite://c7sync.db"
-
-[[teamspaces]]
-name = "acme"
-tenant_id = "{TENANT}"
-audience = "{AUDIENCE}"
-max_removals = "50%"
-{sources}"#
-    );
-    Project::new(&config)
-}
+const GROUP: uuid::Uuid = GRAPH_GROUP;
 
 fn users(range: std::ops::Range<u128>) -> Vec<Member> {
     range.map(|n| Member::User(User::numbered(n))).collect()
@@ -78,7 +47,7 @@ async fn wait_for_runs(project: &Project, within: Duration, done: impl Fn(&[RunR
 async fn sync_runs_a_graph_source_and_fails_it_on_an_incomplete_listing() {
     let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 2).await;
     fake.set_group(GROUP, users(0..5));
-    let project = project(&graph_source(&fake, "dev", SECRET_ENV, ""));
+    let project = acme_project(&graph_source(&fake, "dev", SECRET_ENV, ""));
 
     let first = {
         let project_dir = project.dir.path().to_owned();
@@ -130,7 +99,7 @@ async fn serve_runs_every_scheduled_source_and_stops_cleanly_on_sigterm() {
         graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#),
         graph_source(&fake, "broken", "C7SYNC_TEST_NEVER_SET", r#"schedule = "*/2 * * * * *""#),
     );
-    let project = project(&sources);
+    let project = acme_project(&sources);
     project.write("hr.csv", "email,oid\nhr1@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3301\n");
 
     let daemon = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
@@ -172,7 +141,7 @@ async fn serve_skips_ticks_while_a_run_is_going_and_lets_it_finish_on_shutdown()
     fake.set_group(GROUP, users(0..3));
     // Every listing takes 2.5 s; the schedule fires every second.
     fake.fault_always(GROUP, 1, Fault::Delay(Duration::from_millis(2500)));
-    let project = project(&graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#));
+    let project = acme_project(&graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#));
 
     let mut daemon = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
     let skipped = |l: &serde_json::Value| message(l).contains("tick skipped");

@@ -12,38 +12,18 @@ use crate::support::daemon::Daemon;
 use crate::support::fake_graph::{FakeGraph, Member, User};
 use crate::support::*;
 
-const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
-const GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
+const CLIENT_ID: &str = GRAPH_CLIENT_ID;
+const GROUP: uuid::Uuid = GRAPH_GROUP;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
     let fake = FakeGraph::start(TENANT, CLIENT_ID, "s3cret", 100).await;
     fake.set_group(GROUP, (0..500).map(|n| Member::User(User::numbered(n))).collect());
-    let config = format!(
-        r#"database = "sqlite://c7sync.db"
-
-[[teamspaces]]
-name = "acme"
-tenant_id = "{TENANT}"
-audience = "{AUDIENCE}"
-max_removals = "50%"
-
-  [[teamspaces.sources]]
-  kind = "graph"
-  id = "dev"
-  groups = ["{GROUP}"]
-  client_id = "{CLIENT_ID}"
-  client_secret_env = "C7SYNC_TEST_GRAPH_SECRET"
-  graph_url = "{url}"
-  authority_url = "{url}"
-  schedule = "* * * * * *"
-
-  [[teamspaces.sources]]
-  kind = "scim"
-"#,
-        url = fake.url()
+    let sources = format!(
+        "{}\n  [[teamspaces.sources]]\n  kind = \"scim\"\n",
+        graph_source(&fake, "dev", "C7SYNC_TEST_GRAPH_SECRET", r#"schedule = "* * * * * *""#)
     );
-    let project = Project::new(&config);
+    let project = acme_project(&sources);
     let token = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
     let mut csv = String::from("email,oid\n");
     for n in 0..3000u128 {
@@ -64,16 +44,8 @@ max_removals = "50%"
             let mut emails = Vec::new();
             for n in writer * 1000..writer * 1000 + 150 {
                 let email = format!("scim{n}@contoso.com");
-                let oid = uuid::Uuid::from_u128(0x4d25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n).to_string();
-                let body = serde_json::json!({"userName": email, "externalId": oid, "active": true});
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/scim+json")
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
+                let oid = uuid::Uuid::from_u128(0x4d25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n);
+                let response = post_scim_user(&client, &url, &token, &email, oid).await.unwrap();
                 assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
                 emails.push(email);
             }

@@ -50,16 +50,8 @@ async fn killing_serve_during_scim_writes_loses_no_acknowledged_write_and_leaves
                 let mut created = Vec::new();
                 for n in first..first + 10_000 {
                     let user_name = format!("crash{n}@contoso.com");
-                    let oid = uuid::Uuid::from_u128(0x7f25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n).to_string();
-                    let body = serde_json::json!({"userName": user_name, "externalId": oid, "active": true});
-                    let response = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/scim+json")
-                        .body(body.to_string())
-                        .send()
-                        .await;
-                    match response {
+                    let oid = uuid::Uuid::from_u128(0x7f25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n);
+                    match post_scim_user(&client, &url, &token, &user_name, oid).await {
                         Ok(r) if r.status() == 201 => created.push(user_name),
                         Ok(r) => panic!("unexpected {}", r.status()),
                         Err(_) => break, // the server died

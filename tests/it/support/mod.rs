@@ -232,3 +232,60 @@ fn run_binary_full(dir: &Path, args: &[&str], stdin: Option<&[u8]>, envs: &[(&st
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// `POST /Users` of an active user with this userName and object id (as `externalId`).
+pub async fn post_scim_user(
+    client: &reqwest::Client,
+    users_url: &str,
+    token: &str,
+    user_name: &str,
+    oid: uuid::Uuid,
+) -> reqwest::Result<reqwest::Response> {
+    let body = serde_json::json!({"userName": user_name, "externalId": oid.to_string(), "active": true});
+    client
+        .post(users_url)
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+}
+
+/// The client id the fake Graph accepts in daemon tests.
+pub const GRAPH_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
+/// The group daemon tests list.
+pub const GRAPH_GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
+
+/// A `[[teamspaces.sources]]` table for a graph source reading [`GRAPH_GROUP`] from `fake`;
+/// `extra` is added as is (a `schedule = …` line, or nothing).
+pub fn graph_source(fake: &fake_graph::FakeGraph, id: &str, secret_env: &str, extra: &str) -> String {
+    format!(
+        r#"
+  [[teamspaces.sources]]
+  kind = "graph"
+  id = "{id}"
+  groups = ["{GRAPH_GROUP}"]
+  client_id = "{GRAPH_CLIENT_ID}"
+  client_secret_env = "{secret_env}"
+  graph_url = "{url}"
+  authority_url = "{url}"
+  {extra}
+"#,
+        url = fake.url()
+    )
+}
+
+/// A project with one teamspace, `acme` (max_removals 50%), holding `sources`.
+pub fn acme_project(sources: &str) -> Project {
+    let config = format!(
+        r#"database = "sqlite://c7sync.db"
+
+[[teamspaces]]
+name = "acme"
+tenant_id = "{TENANT}"
+audience = "{AUDIENCE}"
+max_removals = "50%"
+{sources}"#
+    );
+    Project::new(&config)
+}
