@@ -73,7 +73,7 @@ pub async fn run(context: &Context, command: &MembersCommand) -> anyhow::Result<
 
 async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
     let teamspace_id = context.teamspace_id(&args.teamspace).await?;
-    let members = context.store().list_members(teamspace_id, None).await?;
+    let members = context.store().list_members(teamspace_id).await?;
     match args.format {
         ListFormat::Json => print_json(&members)?,
         ListFormat::Csv => {
@@ -136,7 +136,7 @@ async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {
 async fn remove(context: &Context, args: &RemoveArgs) -> anyhow::Result<Exit> {
     let teamspace_id = context.teamspace_id(&args.teamspace).await?;
     let oid = parse_oid(&args.oid)?;
-    let Some(member) = context.store().list_members(teamspace_id, Some(oid)).await?.pop() else {
+    let Some(member) = context.store().member(teamspace_id, oid).await? else {
         return Err(UsageError(format!("{oid} is not a member of {}", args.teamspace)).into());
     };
     let manual = SourceKind::Manual.as_str();

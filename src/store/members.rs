@@ -83,9 +83,8 @@ impl Store {
         Ok(n.unsigned_abs())
     }
 
-    /// Members for listing, ordered by email, with the sources claiming each; `only` narrows
-    /// the list to one member (the lookup behind `members remove` and the API).
-    /// One member: the "is this oid provisioned" look-up, one primary-key read.
+    /// One member, with the sources claiming it: one primary-key read (`members remove`, the
+    /// API's "is this oid provisioned" look-up).
     pub async fn member(&self, teamspace_id: i64, oid: Oid) -> Result<Option<MemberRecord>, StoreError> {
         let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? AND m.oid = ?");
         let row = sqlx::query(&sql).bind(teamspace_id).bind(&oid.to_bytes()[..]).fetch_optional(&self.pool).await?;
@@ -105,15 +104,10 @@ impl Store {
         rows.iter().map(member_of).collect()
     }
 
-    pub async fn list_members(&self, teamspace_id: i64, only: Option<Oid>) -> Result<Vec<MemberRecord>, StoreError> {
-        let sql = format!(
-            "{MEMBER_SELECT} WHERE m.teamspace_id = $1 AND ($2 IS NULL OR m.oid = $2) ORDER BY lower(m.email), m.oid"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(teamspace_id)
-            .bind(only.map(|o| o.to_bytes().to_vec()))
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every member, ordered by email, with the sources claiming each.
+    pub async fn list_members(&self, teamspace_id: i64) -> Result<Vec<MemberRecord>, StoreError> {
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? ORDER BY lower(m.email), m.oid");
+        let rows = sqlx::query(&sql).bind(teamspace_id).fetch_all(&self.pool).await?;
         rows.iter().map(member_of).collect()
     }
 }

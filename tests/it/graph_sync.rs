@@ -56,7 +56,7 @@ async fn sync(db: &TestDb, settings: &GraphSettings, reader: &mut Option<GraphRe
 async fn emails(db: &TestDb) -> Vec<String> {
     let teamspace = db.store().teamspace("acme").await.unwrap();
     let mut emails: Vec<String> =
-        db.store().list_members(teamspace.id, None).await.unwrap().into_iter().map(|m| m.email).collect();
+        db.store().list_members(teamspace.id).await.unwrap().into_iter().map(|m| m.email).collect();
     emails.sort();
     emails
 }

@@ -19,7 +19,7 @@ async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
     assert_eq!((report.counts.added, report.counts.removed), (10, 0));
 
     let teamspace = db.store().teamspace("acme").await.unwrap();
-    let members = db.store().list_members(teamspace.id, None).await.unwrap();
+    let members = db.store().list_members(teamspace.id).await.unwrap();
     assert_eq!(members.len(), 10);
     assert!(members.iter().all(|m| m.sources == ["csv:hr"] && m.tenant_id == TENANT));
     assert_eq!(count(db.store(), "claims").await, 10);
@@ -62,7 +62,7 @@ async fn a_source_never_removes_members_another_source_claims() {
     let report = db.reconciler.run(&request("acme", "graph:dev"), snapshot(5..10)).await.unwrap();
     assert_eq!(report.counts.removed, 2, "only 3 and 4 had no other claim");
     let teamspace = db.store().teamspace("acme").await.unwrap();
-    let members = db.store().list_members(teamspace.id, None).await.unwrap();
+    let members = db.store().list_members(teamspace.id).await.unwrap();
     let mut oids: Vec<_> = members.iter().map(|m| m.oid).collect();
     oids.sort();
     let expected: Vec<_> = [0, 1, 2, 5, 6, 7, 8, 9, 100].into_iter().map(oid).collect();
@@ -258,7 +258,7 @@ async fn an_unchanged_snapshot_is_skipped_only_while_nothing_else_changed() {
     let after = db.reconciler.run(&request("acme", "csv:hr"), with_email("csv@contoso.com")).await.unwrap();
     assert_eq!(after.counts.updated, 1, "{:?}", after.counts);
     let acme = db.store().teamspace("acme").await.unwrap();
-    let members = db.store().list_members(acme.id, None).await.unwrap();
+    let members = db.store().list_members(acme.id).await.unwrap();
     assert_eq!(members[0].email, "csv@contoso.com");
     assert_eq!(members[0].sources, ["csv:hr"]);
     let before = fingerprint(db.store()).await;

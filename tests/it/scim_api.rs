@@ -89,7 +89,7 @@ impl Scim {
         let mut members: Vec<_> = self
             .db
             .store()
-            .list_members(id, None)
+            .list_members(id)
             .await
             .unwrap()
             .into_iter()
