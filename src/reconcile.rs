@@ -39,6 +39,8 @@ pub struct RunRequest {
     pub details: Option<serde_json::Value>,
     /// When the source started being read: the run's start, so its duration covers the read.
     pub requested_at: Millis,
+    /// The `running` run recorded by [`Reconciler::start`], which this request completes.
+    pub started: Option<RunId>,
 }
 
 impl RunRequest {
@@ -51,6 +53,7 @@ impl RunRequest {
             options: RunOptions::default(),
             details: None,
             requested_at: Millis::now(),
+            started: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl RunRequest {
             approves: None,
             details: self.details.clone(),
             snapshot_digest: None,
+            started: self.started,
         }
     }
 
@@ -163,6 +167,22 @@ impl Reconciler {
     #[tracing::instrument(skip_all, fields(teamspace = %request.teamspace, source = %request.source, trigger = request.trigger))]
     pub async fn run(&self, request: &RunRequest, desired: Desired) -> Result<RunReport, ReconcileError> {
         self.run_with(request, desired, None).await
+    }
+
+    /// Records the request's run as `running` before its source is read, so a process that
+    /// dies mid-run leaves a trace: the next [`start`](Self::start) (or `serve` at start-up)
+    /// marks such runs `failed` once their process is gone. Returns the request, which the
+    /// run then completes. Runs that are one short transaction (SCIM, manual, approvals)
+    /// skip this: they are recorded whole or not at all.
+    pub async fn start(&self, request: RunRequest) -> Result<RunRequest, ReconcileError> {
+        self.store.fail_abandoned_runs(Millis::now()).await?;
+        let mut session = self.store.begin_write(&request.teamspace).await?;
+        let source = session.ensure_source(&request.source, request.requested_at).await?;
+        let input = if request.source.kind().is_snapshot_kind() { RunInput::Snapshot } else { RunInput::Deltas };
+        let run = request.new_run(session.teamspace().id, &source, input);
+        let started = session.start_run(&run).await?;
+        tracing::debug!(run_id = started.0, teamspace = %request.teamspace, source = %request.source, "run started");
+        Ok(RunRequest { started: Some(started), ..request })
     }
 
     /// Takes the teamspace's run lock and SQLite's write lock: everything done with the

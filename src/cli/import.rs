@@ -31,6 +31,8 @@ CSV or TSV (by .tsv or detected), UTF-8 with or without BOM, CRLF or LF, quoted 
 
 Every row is checked before anything is written. With invalid rows the import changes nothing
 and exits 4, unless --skip-invalid, which applies the valid rows and never removes anyone.
+A file with a header and no rows is refused in merge mode; in replace mode it means \"nobody\",
+which the empty-snapshot guard holds back for `c7sync runs approve`.
 
 Examples:
   c7sync import developers.csv --teamspace acme --dry-run
@@ -69,6 +71,18 @@ pub async fn run(context: &Context, args: &ImportArgs) -> anyhow::Result<Exit> {
         .with_options(RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal })
         .with_details(serde_json::json!({ "file": args.file.display().to_string() }));
     let contents = read_input(args, teamspace.tenant_id)?;
+    if contents.summary.rows == 0 && args.mode == CsvMode::Merge {
+        // Merging nothing is a failed export, not an intent. In replace mode an empty file
+        // means "nobody", which the empty-snapshot guard holds for approval.
+        return Err(UsageError(format!(
+            "{}: the file has a header but no rows; nothing to merge",
+            args.file.display()
+        ))
+        .into());
+    }
+    // A file that cannot be read at all is a usage error with no run; from here on, the run
+    // is on record even if this process is killed.
+    let request = context.reconciler.start(request).await?;
     let outcome = csv_run::import(&context.reconciler, request, contents, args.mode, args.skip_invalid).await?;
     print_outcome(&outcome, args.format)?;
     Ok(if outcome.rejected_for_invalid_rows { Exit::InvalidInput } else { Exit::for_outcome(outcome.report.outcome) })

@@ -136,7 +136,10 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         run.input,
         run.outcome
     );
-    outln!("  started {}, finished {}", run.started_at, run.finished_at);
+    match run.finished_at {
+        Some(finished) => outln!("  started {}, finished {finished}", run.started_at),
+        None => outln!("  started {}, still running", run.started_at),
+    }
     outln!("  added {}, removed {}, updated {}, unchanged {}", c.added, c.removed, c.updated, c.unchanged);
     if let Some(details) = &run.details {
         outln!("  details: {details}");

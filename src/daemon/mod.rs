@@ -59,6 +59,8 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         .map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let signals = Signals::install()?;
+    // Runs a previous instance (or a killed CLI) left running are failed before scheduling.
+    reconciler.store().fail_abandoned_runs(crate::clock::Millis::now()).await?;
     let delivery = match &config.delivery {
         None => None,
         Some(delivery) => {

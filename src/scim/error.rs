@@ -17,9 +17,25 @@ pub struct ScimError {
     pub detail: String,
 }
 
+/// Characters of a detail kept from each end: details quote the request (a filter, a path),
+/// and a hostile one must not come back whole.
+const DETAIL_ENDS: usize = 300;
+
+/// `detail` with its middle cut out when long, so both what was sent and what is wrong
+/// (usually at the end) stay readable.
+fn bounded(detail: String) -> String {
+    let chars = detail.chars().count();
+    if chars <= 2 * DETAIL_ENDS + 50 {
+        return detail;
+    }
+    let head: String = detail.chars().take(DETAIL_ENDS).collect();
+    let tail: String = detail.chars().skip(chars - DETAIL_ENDS).collect();
+    format!("{head} …({} characters left out)… {tail}", chars - 2 * DETAIL_ENDS)
+}
+
 impl ScimError {
     fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
-        ScimError { status, scim_type, detail: detail.into() }
+        ScimError { status, scim_type, detail: bounded(detail.into()) }
     }
 
     /// 400 invalidSyntax.

@@ -20,6 +20,13 @@ use crate::store::ResourceKind;
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Bodies read and parsed at once; more wait their turn. A 1 MiB body can parse into ~30 MiB
+/// of JSON values (half a million array elements), so this is what bounds the daemon's memory
+/// under a flood of hostile bodies. It covers only reading and parsing: requests queued for
+/// the writer still batch freely.
+const MAX_PARSING: usize = 8;
+static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PARSING);
 /// Most resources in one list response.
 pub const MAX_RESULTS: i64 = 1000;
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -57,7 +64,7 @@ pub(super) fn kind_of(rt: ResourceType) -> ResourceKind {
     }
 }
 
-/// Reads a JSON body: at most 1 MiB, a JSON media type, valid UTF-8 JSON.
+/// Reads a JSON body: at most 1 MiB, a JSON media type, valid UTF-8 JSON, no attribute twice.
 async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
@@ -68,10 +75,15 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
             )));
         }
     }
+    // The semaphore is never closed; if it were, parsing unthrottled beats failing.
+    let _permit = PARSING.acquire().await.ok();
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
-    serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))?;
+    super::unique_keys::check(&bytes).map_err(ScimError::invalid_syntax)?;
+    Ok(value)
 }
 
 pub(super) fn check_if_match(wanted: Option<&str>, version: i64) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod provision;
 mod resource;
 pub mod schema;
 pub mod token;
+mod unique_keys;
 mod writer;
 
 use std::collections::HashMap;
@@ -113,10 +114,24 @@ pub fn router(state: ScimState) -> Router {
         )
         .fallback(|| async { ScimError::not_found("no such SCIM endpoint") })
         .method_not_allowed_fallback(|| async { ScimError::method_not_allowed("method not allowed on this endpoint") });
-    resources.layer(middleware::from_fn_with_state(state.clone(), authenticate)).with_state(state)
+    resources
+        .layer(middleware::from_fn(require_utf8_query))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
 }
 
 /// Bearer token → [`Tenant`], or 401 (403 when the teamspace no longer accepts SCIM).
+/// Refuses a query string that is not UTF-8 once percent-decoded. Query parsing would
+/// replace the bad bytes silently, and a filter for a different value than the one sent
+/// answers a question nobody asked.
+async fn require_utf8_query(request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or_default().replace('+', " ");
+    if percent_encoding::percent_decode_str(&query).decode_utf8().is_err() {
+        return ScimError::invalid_value("the query string is not UTF-8 once percent-decoded").into_response();
+    }
+    next.run(request).await
+}
+
 async fn authenticate(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()

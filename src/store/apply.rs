@@ -68,6 +68,17 @@ pub struct NewRun {
     pub details: Option<serde_json::Value>,
     /// For a snapshot run: its digest, remembered on the source once applied.
     pub snapshot_digest: Option<[u8; 16]>,
+    /// The `running` run recorded when it started (`WriteSession::start_run`), which this
+    /// run completes; `None` for runs recorded only once done (SCIM, manual, approvals).
+    pub started: Option<RunId>,
+}
+
+/// The stored name of a run's input.
+pub(super) fn run_input(input: RunInput) -> &'static str {
+    match input {
+        RunInput::Snapshot => "snapshot",
+        RunInput::Deltas => "deltas",
+    }
 }
 
 fn member_word(change: &MemberChange) -> &'static str {
@@ -105,6 +116,9 @@ fn recorded(change: &Change) -> Result<&Attributes, StoreError> {
 
 pub(super) type Tx = Transaction<'static, Sqlite>;
 
+/// Inserts the finished run, or completes the `running` one it started as. Completing checks
+/// the run is still `running`: a run marked failed meanwhile (its owner judged gone) must not
+/// come back to life with changes.
 async fn insert_run(
     tx: &mut Tx,
     run: &NewRun,
@@ -115,33 +129,47 @@ async fn insert_run(
 ) -> Result<RunId, StoreError> {
     let counts = plan.map(Plan::counts).unwrap_or_default();
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let input = match run.input {
-        RunInput::Snapshot => "snapshot",
-        RunInput::Deltas => "deltas",
+    let sql = match run.started {
+        None => {
+            "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, finished_at, \
+             added, removed, updated, unchanged, reason, source_version, approves_run_id, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id"
+        }
+        Some(_) => {
+            "UPDATE runs SET teamspace_id = $1, source_id = $2, trigger = $3, input = $4, outcome = $5, \
+             started_at = $6, finished_at = $7, added = $8, removed = $9, updated = $10, unchanged = $11, \
+             reason = $12, source_version = $13, approves_run_id = $14, details = $15, owner = NULL \
+             WHERE id = $16 AND outcome = 'running' RETURNING id"
+        }
     };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, finished_at, \
-         added, removed, updated, unchanged, reason, source_version, approves_run_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-    )
-    .bind(run.teamspace_id)
-    .bind(run.source_id)
-    .bind(run.trigger)
-    .bind(input)
-    .bind(outcome.as_str())
-    .bind(run.started_at.0)
-    .bind(now.0)
-    .bind(count(counts.added))
-    .bind(count(counts.removed))
-    .bind(count(counts.updated))
-    .bind(count(counts.unchanged))
-    .bind(reason)
-    .bind(run.source_version)
-    .bind(run.approves.map(|r| r.0))
-    .bind(run.details.as_ref().map(|d| d.to_string()))
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(RunId(id))
+    let query = sqlx::query_scalar(sql)
+        .bind(run.teamspace_id)
+        .bind(run.source_id)
+        .bind(run.trigger)
+        .bind(run_input(run.input))
+        .bind(outcome.as_str())
+        .bind(run.started_at.0)
+        .bind(now.0)
+        .bind(count(counts.added))
+        .bind(count(counts.removed))
+        .bind(count(counts.updated))
+        .bind(count(counts.unchanged))
+        .bind(reason)
+        .bind(run.source_version)
+        .bind(run.approves.map(|r| r.0))
+        .bind(run.details.as_ref().map(|d| d.to_string()));
+    let query = match run.started {
+        Some(started) => query.bind(started.0),
+        None => query,
+    };
+    let id: Option<i64> = query.fetch_optional(&mut **tx).await?;
+    match (id, run.started) {
+        (Some(id), _) => Ok(RunId(id)),
+        (None, Some(started)) => Err(StoreError::Refused(format!(
+            "run {started} is no longer running (another c7sync process marked it failed); nothing was changed"
+        ))),
+        (None, None) => Err(StoreError::corrupt("runs", "an insert returned no id")),
+    }
 }
 
 /// Writes the run row and, for an applied run, every member change: the body of

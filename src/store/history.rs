@@ -26,12 +26,12 @@ pub struct RunRecord {
     pub trigger: String,
     /// `snapshot` or `deltas`.
     pub input: String,
-    /// `applied`, `dry_run`, `aborted`, `failed`.
+    /// `running`, `applied`, `dry_run`, `aborted`, `failed`.
     pub outcome: String,
     /// Start.
     pub started_at: Millis,
-    /// End.
-    pub finished_at: Millis,
+    /// End; none while running.
+    pub finished_at: Option<Millis>,
     /// Member-level counts.
     #[serde(flatten)]
     pub counts: Counts,
@@ -174,7 +174,7 @@ fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         input: row.try_get(5)?,
         outcome: row.try_get(6)?,
         started_at: Millis(row.try_get(7)?),
-        finished_at: Millis(row.try_get(8)?),
+        finished_at: row.try_get::<Option<i64>, _>(8)?.map(Millis),
         counts: Counts { added: count(9)?, removed: count(10)?, updated: count(11)?, unchanged: count(12)? },
         reason: row.try_get(13)?,
         source_version: row.try_get(14)?,
@@ -294,7 +294,7 @@ impl Store {
             let id: i64 = row.try_get(0)?;
             let sources = sqlx::query(&format!(
                 "SELECT {SOURCE_LABEL}, (SELECT count(*) FROM claims c WHERE c.teamspace_id = s.teamspace_id AND c.source_id = s.id), \
-                 r.id, r.outcome, r.finished_at FROM sources s \
+                 r.id, r.outcome, coalesce(r.finished_at, r.started_at) FROM sources s \
                  LEFT JOIN runs r ON r.id = (SELECT max(id) FROM runs WHERE source_id = s.id) \
                  WHERE s.teamspace_id = $1 ORDER BY 1"
             ))

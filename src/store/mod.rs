@@ -15,7 +15,9 @@ mod events;
 mod history;
 mod integrity;
 mod members;
+mod owner;
 mod packed;
+mod running;
 mod scim;
 mod session;
 mod values;
@@ -23,14 +25,15 @@ mod values;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 pub use apply::{NewRun, Outcome, RunInput};
 pub use error::StoreError;
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
+pub use running::INTERRUPTED;
 pub use scim::{
     GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, SqlArg, SqlFilter, StoredResource, TokenCredential, UserRow,
 };
@@ -142,8 +145,20 @@ impl Store {
             // a million-member import's write phase measured 9.2-9.9 s against 10.2-10.9 s
             // at SQLite's default 4 KiB (BENCHMARKS.md, runs D and E).
             .page_size(16384);
+        // Migrations run on a connection of their own with foreign keys off, which SQLite's
+        // procedure for rebuilding a table requires (0004); every key is checked afterwards.
+        let mut migrating = options.clone().foreign_keys(false).connect().await?;
+        MIGRATOR.run(&mut migrating).await?;
+        let broken: Vec<SqliteRow> = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut migrating).await?;
+        if let Some(row) = broken.first() {
+            let table: String = row.try_get(0)?;
+            return Err(StoreError::corrupt(
+                "schema",
+                format!("{} foreign key(s) broken after migrating, first in {table}", broken.len()),
+            ));
+        }
+        migrating.close().await?;
         let pool = SqlitePoolOptions::new().max_connections(settings.max_connections).connect_with(options).await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
 

@@ -35,7 +35,11 @@ pub async fn run_source(
     options: RunOptions,
     state: &mut SourceState,
 ) -> Result<Option<SourceRun>, ReconcileError> {
+    if matches!(source.settings, SourceSettings::Scim(_)) {
+        return Ok(None);
+    }
     let request = RunRequest::new(teamspace.name.as_str(), source.name.clone(), trigger).with_options(options);
+    let request = reconciler.start(request).await?;
     match &source.settings {
         SourceSettings::Csv(settings) => {
             let request = request.with_details(serde_json::json!({ "file": settings.path.display().to_string() }));

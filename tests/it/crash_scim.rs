@@ -5,21 +5,9 @@
 use std::time::Duration;
 
 use c7sync::store::{Store, StoreSettings};
-use rand_like::Sequence;
 
 use crate::support::daemon::Daemon;
 use crate::support::*;
-
-/// A tiny deterministic sequence for kill delays (no extra dependency).
-mod rand_like {
-    pub struct Sequence(pub u64);
-    impl Sequence {
-        pub fn next_below(&mut self, bound: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (self.0 >> 33) % bound
-        }
-    }
-}
 
 const KILLS: usize = 20;
 

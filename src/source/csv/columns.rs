@@ -35,11 +35,30 @@ pub struct Columns {
 #[error(
     "unrecognised CSV header: found columns [{}]; expected `email` and `oid` (optional `display_name`, \
      `tenant_id`), or an Entra \"Download users\" export with `userPrincipalName` or `mail`, and `objectId` or `id`",
-    found.join(", ")
+    shown(found)
 )]
 pub struct HeaderError {
     /// The columns found, as written.
     pub found: Vec<String>,
+}
+
+/// The found columns as the error shows them: a header that is really a binary file or one
+/// giant line must not become a giant message.
+fn shown(found: &[String]) -> String {
+    const COLUMNS: usize = 12;
+    const CHARS: usize = 40;
+    let mut text: Vec<String> = found
+        .iter()
+        .take(COLUMNS)
+        .map(|c| match c.char_indices().nth(CHARS) {
+            Some((cut, _)) => format!("{}… ({} bytes)", &c[..cut], c.len()),
+            None => c.clone(),
+        })
+        .collect();
+    if found.len() > COLUMNS {
+        text.push(format!("and {} more", found.len() - COLUMNS));
+    }
+    text.join(", ")
 }
 
 /// Header names compare case-insensitively, ignoring spaces, `_` and `-`: `User principal name`,

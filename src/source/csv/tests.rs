@@ -125,3 +125,21 @@ fn invalid_utf8_in_a_row_names_the_column() {
     assert_eq!(contents.invalid, [InvalidRow { line: 3, field: "email".into(), message: "is not valid UTF-8".into() }]);
     assert_eq!(contents.claims.len(), 1);
 }
+
+#[test]
+fn a_quote_left_open_is_reported_on_the_line_where_its_row_starts() {
+    // The open quote runs to the end of the file, newlines included (found by fuzzing).
+    let text = format!("email,oid\nada@contoso.com,{A}\n\"bob@contoso.com\nmore,{B}\n");
+    let contents = read_text(&text).unwrap();
+    assert_eq!(emails(&contents), ["ada@contoso.com"]);
+    assert!(!contents.invalid.is_empty());
+    assert!(contents.invalid.iter().all(|row| row.line == 3), "{:?}", contents.invalid);
+}
+
+#[test]
+fn a_line_over_a_mebibyte_is_refused_with_a_short_message() {
+    let text = format!("email,oid\n{}\n", "z".repeat(2 << 20));
+    let error = read_text(&text).unwrap_err();
+    assert!(matches!(error, CsvError::LineTooLong(_)), "{error:?}");
+    assert!(error.to_string().contains("byte 10"), "{error}");
+}

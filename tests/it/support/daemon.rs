@@ -79,6 +79,13 @@ impl Daemon {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(mut self, within: Duration) -> (ExitStatus, Vec<serde_json::Value>) {
         let pid = self.child.id().to_string();

@@ -289,3 +289,14 @@ max_removals = "50%"
     );
     Project::new(&config)
 }
+
+/// A tiny deterministic sequence for kill delays: reproducible runs, no extra dependency.
+pub struct Sequence(pub u64);
+
+impl Sequence {
+    /// The next number below `bound`.
+    pub fn next_below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
