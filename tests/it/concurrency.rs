@@ -1,5 +1,5 @@
-//! Everything at once against one database: `c7sync serve` taking SCIM writes from several
-//! clients while its scheduled Graph sync runs every second, and a CLI `import` from another
+//! Everything at once against one database: `c7sync serve` taking SCIM writes (POSTs, and
+//! PATCHes deactivating every third user) from several clients while its scheduled Graph sync runs every second, and a CLI `import` from another
 //! process. No request fails with a busy database, nothing is lost: the final members are
 //! exactly the union of what each side provisioned.
 
@@ -47,7 +47,26 @@ async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
                 let oid = uuid::Uuid::from_u128(0x4d25_04e0_4f89_41d3_9a0c_0000_0000_0000 + n);
                 let response = post_scim_user(&client, &url, &token, &email, oid).await.unwrap();
                 assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-                emails.push(email);
+                let created: serde_json::Value = response.json().await.unwrap();
+                // Every third user is then deactivated with a PATCH, as Entra does when a
+                // user leaves the provisioning scope: no longer a member.
+                if n % 3 == 0 {
+                    let patch = serde_json::json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+                    });
+                    let response = client
+                        .patch(format!("{url}/{}", created["id"].as_str().unwrap()))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/scim+json")
+                        .body(patch.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+                } else {
+                    emails.push(email);
+                }
             }
             emails
         }));
