@@ -80,10 +80,13 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))?;
-    super::unique_keys::check(&bytes).map_err(ScimError::invalid_syntax)?;
-    Ok(value)
+    super::unique_keys::parse(&bytes).map_err(|e| {
+        if e.is_data() {
+            ScimError::invalid_syntax(e.to_string()) // a repeated attribute, named
+        } else {
+            ScimError::invalid_syntax(format!("the body is not valid JSON: {e}"))
+        }
+    })
 }
 
 pub(super) fn check_if_match(wanted: Option<&str>, version: i64) -> Result<()> {

@@ -120,7 +120,6 @@ pub fn router(state: ScimState) -> Router {
         .with_state(state)
 }
 
-/// Bearer token → [`Tenant`], or 401 (403 when the teamspace no longer accepts SCIM).
 /// Refuses a query string that is not UTF-8 once percent-decoded. Query parsing would
 /// replace the bad bytes silently, and a filter for a different value than the one sent
 /// answers a question nobody asked.
@@ -132,6 +131,7 @@ async fn require_utf8_query(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Bearer token → [`Tenant`], or 401 (403 when the teamspace no longer accepts SCIM).
 async fn authenticate(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
