@@ -47,7 +47,9 @@ async fn hostile_scim_requests_get_clear_4xx_and_memory_stays_bounded() {
     let project = acme_project("\n  [[teamspaces.sources]]\n  kind = \"scim\"\n");
     let token = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
     let daemon = Daemon::start(project.dir.path(), &[], &[]).await;
-    let client = reqwest::Client::new();
+    // A fresh connection per request: the server closes one after refusing an oversized body,
+    // and a pooled client could otherwise send the next case into that closed connection.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let created =
         post_scim_user(&client, &daemon.url("/scim/v2/Users"), &token, "ada@contoso.com", uuid::Uuid::from_u128(7))
             .await
