@@ -25,7 +25,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// of JSON values (half a million array elements), so this is what bounds the daemon's memory
 /// under a flood of hostile bodies. It covers only reading and parsing: requests queued for
 /// the writer still batch freely.
-const MAX_PARSING: usize = 8;
+const MAX_PARSING: usize = 4;
 static PARSING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PARSING);
 /// Most resources in one list response.
 pub const MAX_RESULTS: i64 = 1000;
