@@ -29,9 +29,11 @@ sed -i 's/^max_removals = .*/max_removals = "100%"/' "$work/c7sync.toml"
 # measure NAME CMD...: appends "NAME seconds peak_kb" to $work/results
 measure() {
   local name=$1; shift
+  # Flush the previous case's dirty pages first, so no case pays for another's writeback.
+  sync
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"
   echo "$name $(cat "$work/time")" >>"$work/results"
-  grep -oE 'elapsed_ms=[0-9]+.*' "$work/stderr" | tail -1 | sed "s/^/    $name: /" || true
+  grep -oE 'duration_ms=[0-9]+.*' "$work/stderr" | tail -1 | sed "s/^/    $name: /" || true
 }
 
 for round in $(seq "$rounds"); do

@@ -1,10 +1,13 @@
 //! Writing runs inside a [`super::WriteSession`]: a plan's members, claims, run, audit and
-//! outbox rows as a few bulk statements, or a run that changed nothing (dry run, held, failed).
+//! outbox rows in multi-row statements (`bulk.rs`), or a run that changed nothing (dry run,
+//! held, failed).
 
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
-use super::values::{values_list, CHUNK_ROWS};
+use rusqlite::{params, Connection};
+
+use super::bulk::{with_connection, ChunkedInsert};
 use super::StoreError;
 use crate::clock::Millis;
 use crate::domain::fingerprint;
@@ -210,8 +213,8 @@ pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Mill
             return Err(StoreError::Refused(format!("run {held} has already been approved")));
         }
     }
-    let scope = Scope { tx: &mut *tx, teamspace_id: run.teamspace_id, source_id: run.source_id, now };
-    if let Some((first, last)) = write_members(scope, plan, run_id).await? {
+    let scope = Scope { teamspace_id: run.teamspace_id, source_id: run.source_id, run_id, now };
+    if let Some((first, last)) = with_connection(tx, |connection| write_members(connection, scope, plan)).await? {
         sqlx::query("UPDATE runs SET first_event_id = $1, last_event_id = $2 WHERE id = $3")
             .bind(first)
             .bind(last)
@@ -234,179 +237,179 @@ pub(super) async fn record(
 ) -> Result<RunId, StoreError> {
     let run_id = insert_run(tx, run, outcome, plan, reason, now).await?;
     let Some(plan) = plan else { return Ok(run_id) };
-    let rows: Vec<(usize, &Change)> = plan.changes.iter().enumerate().collect();
-    for chunk in rows.chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().map(|(_, c)| *c));
-        let sql = format!(
-            "INSERT INTO planned_changes (run_id, seq, oid, claim, member, email, display_name, previous_email, \
-             previous_display_name) VALUES {}",
-            values_list(&format!("({}, ?, ?, ?, ?, ?, ?, ?, ?)", run_id.0), chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for ((seq, change), oid) in chunk.iter().zip(&oids) {
-            let (previous_email, previous_name) = previous(change);
-            let attributes = recorded(change)?;
-            query = query
-                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                .bind(&oid[..])
-                .bind(claim_word(change.claim))
-                .bind(member_word(&change.member))
-                .bind(attributes.email.as_str())
-                .bind(attributes.display_name.as_deref())
-                .bind(previous_email)
-                .bind(previous_name);
-        }
-        query.execute(&mut **tx).await?;
-    }
+    with_connection(tx, |connection| write_planned_changes(connection, run_id, plan)).await?;
     Ok(run_id)
 }
 
-struct Scope<'t> {
-    tx: &'t mut Tx,
+/// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
+fn write_planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+    let mut insert = ChunkedInsert::prepare(
+        connection,
+        "planned_changes",
+        "run_id, seq, oid, claim, member, email, display_name, previous_email, previous_display_name",
+        plan.changes.len(),
+    )?;
+    for (seq, change) in (0_i64..).zip(&plan.changes) {
+        let (previous_email, previous_name) = previous(change);
+        let attributes = recorded(change)?;
+        insert.push(|row| {
+            row.value(run_id.0)?
+                .value(seq)?
+                .value(&change.oid.to_bytes()[..])?
+                .value(claim_word(change.claim))?
+                .value(member_word(&change.member))?
+                .value(attributes.email.as_str())?
+                .value(attributes.display_name.as_deref())?
+                .value(previous_email)?
+                .value(previous_name)?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    insert.finish()
+}
+
+/// What every row of one applied run shares.
+#[derive(Clone, Copy)]
+struct Scope {
     teamspace_id: i64,
     source_id: i64,
+    run_id: RunId,
     now: Millis,
 }
 
-/// Runs `sql(rows)` once per chunk of `changes`, binding only their oids.
-async fn for_oid_chunks(tx: &mut Tx, changes: &[&Change], sql: impl Fn(usize) -> String) -> Result<(), StoreError> {
-    for chunk in changes.chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = sql(chunk.len());
-        let mut query = sqlx::query(&sql);
-        for oid in &oids {
-            query = query.bind(&oid[..]);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
+/// The claim, member, audit and outbox rows of one plan, in plan (oid) order, so each B-tree
+/// is appended to rather than split. Added rows go in multi-row chunks; updates and removals,
+/// rare and keyed, one statement each. Event ids are assigned here (the session holds the
+/// write lock, so nobody else takes ids meanwhile); returns the range written, if any.
+fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
+    let Scope { teamspace_id, source_id, run_id, now } = scope;
+    let (run_id, now) = (run_id.0, now.0);
+    let gained = plan.changes.iter().filter(|c| c.claim == ClaimChange::Gain).count();
+    let added = plan.changes.iter().filter(|c| c.member == MemberChange::Add).count();
+    let events = plan.changes.iter().filter(|c| c.member != MemberChange::Unchanged).count();
 
-/// Binds email, display name and their fingerprints, in that order.
-fn bind_attributes<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    attributes: &'q Attributes,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(attributes.email.as_str())
-        .bind(attributes.display_name.as_deref())
-        .bind(fingerprint::email(&attributes.email))
-        .bind(attributes.display_name.as_deref().map(fingerprint::name))
-}
-
-/// The changes selected by `keep`, in plan (oid) order.
-fn selected(plan: &Plan, keep: impl Fn(&Change) -> bool) -> Vec<&Change> {
-    plan.changes.iter().filter(|c| keep(c)).collect()
-}
-
-/// Each change's oid as the 16 bytes stored, so a statement can borrow them while binding.
-fn oid_bytes<'c>(changes: impl Iterator<Item = &'c Change>) -> Vec<[u8; 16]> {
-    changes.map(|c| c.oid.to_bytes()).collect()
-}
-
-/// The member, claim, audit and outbox writes of one plan, each as a few bulk statements
-/// (see `values_list` for why the integer constants are literals). Returns the range of event
-/// ids written, if any.
-async fn write_members(scope: Scope<'_>, plan: &Plan, run_id: RunId) -> Result<Option<(i64, i64)>, StoreError> {
-    let Scope { tx, teamspace_id, source_id, now } = scope;
-    let now = now.0;
-    for chunk in selected(plan, |c| c.member == MemberChange::Add).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
-            "INSERT INTO members (teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, \
-             created_at, updated_at) VALUES {}",
-            values_list(&format!("({teamspace_id}, ?, ?, ?, ?, ?, {source_id}, {now}, {now})"), chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for (change, oid) in chunk.iter().zip(&oids) {
-            let attributes = recorded(change)?;
-            query = bind_attributes(query.bind(&oid[..]), attributes);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    for chunk in selected(plan, |c| matches!(c.member, MemberChange::Update { .. })).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
-            "UPDATE members SET email = v.column2, display_name = v.column3, email_hash = v.column4, \
-             name_hash = v.column5, attrs_source_id = {source_id}, updated_at = {now} FROM (VALUES {}) AS v \
-             WHERE members.teamspace_id = {teamspace_id} AND members.oid = v.column1",
-            values_list("(?, ?, ?, ?, ?)", chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for (change, oid) in chunk.iter().zip(&oids) {
-            let attributes = recorded(change)?;
-            query = bind_attributes(query.bind(&oid[..]), attributes);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let gained = selected(plan, |c| c.claim == ClaimChange::Gain);
-    for_oid_chunks(tx, &gained, |rows| {
-        format!(
-            "INSERT INTO claims (teamspace_id, oid, source_id, created_at) VALUES {}",
-            values_list(&format!("({teamspace_id}, ?, {source_id}, {now})"), rows)
-        )
-    })
-    .await?;
-    let dropped = selected(plan, |c| c.claim == ClaimChange::Drop);
-    for_oid_chunks(tx, &dropped, |rows| {
-        format!(
-            "DELETE FROM claims WHERE teamspace_id = {teamspace_id} AND source_id = {source_id} AND oid IN ({})",
-            values_list("?", rows)
-        )
-    })
-    .await?;
-    let removed = selected(plan, |c| c.member == MemberChange::Remove);
-    for_oid_chunks(tx, &removed, |rows| {
-        format!("DELETE FROM members WHERE teamspace_id = {teamspace_id} AND oid IN ({})", values_list("?", rows))
-    })
-    .await?;
-    // Event ids are assigned here (the session holds the write lock, so nobody else takes
-    // ids meanwhile); the outbox rows are then generated from the id range instead of being
-    // read back from the audit rows just written.
-    let run = run_id.0;
+    let mut insert_claims =
+        ChunkedInsert::prepare(connection, "claims", "teamspace_id, oid, source_id, created_at", gained)?;
+    let mut delete_claim =
+        connection.prepare("DELETE FROM claims WHERE teamspace_id = ?1 AND oid = ?2 AND source_id = ?3")?;
+    let mut insert_members = ChunkedInsert::prepare(
+        connection,
+        "members",
+        "teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, created_at, updated_at",
+        added,
+    )?;
+    let mut update_member = connection.prepare(
+        "UPDATE members SET email = ?3, display_name = ?4, email_hash = ?5, name_hash = ?6, attrs_source_id = ?7, \
+         updated_at = ?8 WHERE teamspace_id = ?1 AND oid = ?2",
+    )?;
+    let mut delete_member = connection.prepare("DELETE FROM members WHERE teamspace_id = ?1 AND oid = ?2")?;
+    let mut insert_events = ChunkedInsert::prepare(
+        connection,
+        "audit_events",
+        "id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, previous_email, \
+         previous_display_name, occurred_at",
+        events,
+    )?;
     let first_event: i64 =
-        sqlx::query_scalar("SELECT ifnull(max(id), 0) + 1 FROM audit_events").fetch_one(&mut **tx).await?;
+        connection.query_row("SELECT ifnull(max(id), 0) + 1 FROM audit_events", [], |row| row.get(0))?;
     let mut next_event = first_event;
-    for chunk in selected(plan, |c| c.member != MemberChange::Unchanged).chunks(CHUNK_ROWS) {
-        let oids = oid_bytes(chunk.iter().copied());
-        let sql = format!(
-            "INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, \
-             previous_email, previous_display_name, occurred_at) VALUES {}",
-            values_list(
-                &format!("(?, {teamspace_id}, {run}, {source_id}, ?, ?, ?, ?, 'developer', ?, ?, {now})"),
-                chunk.len()
-            )
-        );
-        let mut query = sqlx::query(&sql);
-        for (change, oid) in chunk.iter().zip(&oids) {
-            let action = match change.member {
-                MemberChange::Add => "added",
-                MemberChange::Remove => "removed",
-                _ => "updated",
-            };
-            let (previous_email, previous_name) = previous(change);
-            let attributes = recorded(change)?;
-            query = query
-                .bind(next_event)
-                .bind(action)
-                .bind(&oid[..])
-                .bind(attributes.email.as_str())
-                .bind(attributes.display_name.as_deref())
-                .bind(previous_email)
-                .bind(previous_name);
-            next_event += 1;
+
+    for change in &plan.changes {
+        let oid = change.oid.to_bytes();
+        let oid = &oid[..];
+        match change.claim {
+            ClaimChange::Gain => insert_claims.push(|row| {
+                row.value(teamspace_id)?.value(oid)?.value(source_id)?.value(now)?;
+                Ok::<_, StoreError>(())
+            })?,
+            ClaimChange::Drop => {
+                delete_claim.execute(params![teamspace_id, oid, source_id])?;
+            }
+            ClaimChange::Keep => {}
         }
-        query.execute(&mut **tx).await?;
+        if change.member == MemberChange::Unchanged {
+            continue;
+        }
+        let attributes = recorded(change)?;
+        let email = attributes.email.as_str();
+        let name = attributes.display_name.as_deref();
+        let action = match change.member {
+            MemberChange::Add => {
+                insert_members.push(|row| {
+                    row.value(teamspace_id)?
+                        .value(oid)?
+                        .value(email)?
+                        .value(name)?
+                        .value(fingerprint::email(&attributes.email))?
+                        .value(name.map(fingerprint::name))?
+                        .value(source_id)?
+                        .value(now)?
+                        .value(now)?;
+                    Ok::<_, StoreError>(())
+                })?;
+                "added"
+            }
+            MemberChange::Update { .. } => {
+                update_member.execute(params![
+                    teamspace_id,
+                    oid,
+                    email,
+                    name,
+                    fingerprint::email(&attributes.email),
+                    name.map(fingerprint::name),
+                    source_id,
+                    now
+                ])?;
+                "updated"
+            }
+            // `Unchanged` was skipped above.
+            MemberChange::Remove | MemberChange::Unchanged => {
+                delete_member.execute(params![teamspace_id, oid])?;
+                "removed"
+            }
+        };
+        let (previous_email, previous_name) = previous(change);
+        insert_events.push(|row| {
+            row.value(next_event)?
+                .value(teamspace_id)?
+                .value(run_id)?
+                .value(source_id)?
+                .value(action)?
+                .value(oid)?
+                .value(email)?
+                .value(name)?
+                .value("developer")?
+                .value(previous_email)?
+                .value(previous_name)?
+                .value(now)?;
+            Ok::<_, StoreError>(())
+        })?;
+        next_event += 1;
     }
+    insert_claims.finish()?;
+    insert_members.finish()?;
+    insert_events.finish()?;
     if next_event == first_event {
         return Ok(None);
     }
     let last_event = next_event - 1;
-    sqlx::query(&format!(
-        "WITH RECURSIVE event(id) AS (SELECT {first_event} UNION ALL SELECT id + 1 FROM event WHERE id < {last_event}) \
-         INSERT INTO outbox (teamspace_id, event_id) SELECT {teamspace_id}, id FROM event"
-    ))
-    .execute(&mut **tx)
-    .await?;
+    write_outbox(connection, teamspace_id, first_event..=last_event)?;
     Ok(Some((first_event, last_event)))
+}
+
+/// The pending delivery of each new event.
+fn write_outbox(
+    connection: &Connection,
+    teamspace_id: i64,
+    events: std::ops::RangeInclusive<i64>,
+) -> Result<(), StoreError> {
+    let count = usize::try_from(events.end() - events.start() + 1).unwrap_or(0);
+    let mut insert = ChunkedInsert::prepare(connection, "outbox", "teamspace_id, event_id", count)?;
+    for id in events {
+        insert.push(|row| {
+            row.value(teamspace_id)?.value(id)?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    insert.finish()
 }

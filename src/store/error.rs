@@ -29,6 +29,9 @@ pub enum StoreError {
     /// Anything else from the database.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A failure in the bulk write path, which speaks to SQLite directly (`bulk.rs`).
+    #[error("database error: {0}")]
+    Bulk(rusqlite::Error),
 }
 
 impl StoreError {
@@ -51,4 +54,20 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Database(error),
         }
     }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        // No busy case: bulk writes run inside a session that already holds the write lock.
+        if is_unique_violation(&error) {
+            return StoreError::Duplicate(error.to_string());
+        }
+        StoreError::Bulk(error)
+    }
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }

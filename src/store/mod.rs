@@ -10,6 +10,7 @@ macro_rules! source_label {
 }
 
 mod apply;
+mod bulk;
 mod error;
 mod events;
 mod history;

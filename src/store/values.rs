@@ -1,5 +1,6 @@
-//! Multi-row statements for bulk writes: one statement per chunk of rows instead of one per
-//! row, which is what makes a million-row apply run at SQLite's speed rather than sqlx's.
+//! Multi-row statements through sqlx (SCIM group membership, loading by oid lists): one
+//! statement per chunk of rows instead of one per row. A plan's own rows are written by
+//! `bulk.rs`, which binds them without sqlx's per-argument copies.
 
 /// Rows per bulk statement. SQLite allows 32,766 parameters; larger chunks gain nothing.
 pub const CHUNK_ROWS: usize = 512;

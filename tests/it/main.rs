@@ -15,5 +15,6 @@ mod fuzz_corpus;
 mod graph_sync;
 mod hostile_input;
 mod reconcile_core;
+mod schema_upgrade;
 mod scim_api;
 mod support;

@@ -293,3 +293,52 @@ async fn a_teamspace_larger_than_one_load_page_plans_exactly() {
     let again = db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..39_990))).await.unwrap();
     assert_eq!((again.counts.updated, again.counts.removed), (1, 0), "the rename is reverted, nothing else moves");
 }
+
+/// Enough rows that every kind of write fills several multi-row statements and leaves a
+/// remainder, mixed with keyed updates, removals and claim-only changes in one plan.
+#[tokio::test]
+async fn plans_larger_than_a_statement_chunk_write_every_row() {
+    let db = temp_db_with(MaxRemovals::Count(1000)).await;
+    let first = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..600)).await.unwrap();
+    assert_eq!(first.counts.added, 600);
+    let graph = db.reconciler.run(&request("acme", "graph:dev"), snapshot(590..610)).await.unwrap();
+    assert_eq!(graph.counts.added, 10);
+
+    // csv:hr now lists 50..857: drops 0..50, renames 50..100, gains 600..610 (already
+    // members through graph) and adds 610..857.
+    let mut listing = claims(50..857);
+    for claim in &mut listing[..50] {
+        claim.email = format!("renamed{}@contoso.com", claim.oid).parse().unwrap();
+    }
+    let report = db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(listing)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Applied);
+    let counts = &report.counts;
+    // Unchanged: 100..600 kept, 600..610 gained a claim.
+    assert_eq!((counts.added, counts.updated, counts.removed, counts.unchanged), (247, 50, 50, 510));
+
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    let members = db.store().list_members(teamspace.id).await.unwrap();
+    let mut oids: Vec<_> = members.iter().map(|m| m.oid).collect();
+    oids.sort();
+    assert_eq!(oids, (50..857).map(oid).collect::<Vec<_>>());
+    for member in &members {
+        let n = (50..857).find(|&n| oid(n) == member.oid).unwrap();
+        let expected =
+            if n < 100 { format!("renamed{}@contoso.com", member.oid) } else { format!("dev{n}@contoso.com") };
+        assert_eq!(member.email.as_str(), expected);
+    }
+    assert_eq!(count(db.store(), "claims").await, 807 + 20);
+    let events = 600 + 10 + 247 + 50 + 50;
+    assert_eq!(count(db.store(), "audit_events").await, events);
+    let ids: (i64, i64, i64) = sqlx::query_as("SELECT min(id), max(id), count(DISTINCT id) FROM audit_events")
+        .fetch_one(db.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, (1, events, events), "event ids are dense and unique");
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        .fetch_one(db.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(pending, events);
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
+}
