@@ -144,7 +144,7 @@ impl Store {
             .pragma("temp_store", "memory")
             // New databases only. Fewer, larger pages mean fewer B-tree splits and WAL frames:
             // a million-member import's write phase measured 9.2-9.9 s against 10.2-10.9 s
-            // at SQLite's default 4 KiB (BENCHMARKS.md, runs D and E).
+            // at SQLite's default 4 KiB (BENCHMARKS.md, schema choices of the CSV import).
             .page_size(16384);
         // Migrations run on a connection of their own with foreign keys off, which SQLite's
         // procedure for rebuilding a table requires (0004). When one was applied, every key
