@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use rusqlite::{params, Connection, OptionalExtension};
+
 use super::apply::{apply_plan, record, Tx};
-use super::members::oid_of;
+use super::bulk::with_connection;
 use super::packed::{attach_claims, members_page_sql, unpack, CLAIMS_RANGE_SQL, MEMBERS_PER_ROW, PACKED_MEMBERS};
 use super::values::{values_list, CHUNK_ROWS};
 use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
@@ -121,25 +123,10 @@ impl WriteSession {
     /// claim-only rows, and the previous values of updates (an update that gives no name keeps
     /// the stored one).
     pub async fn resolve_attributes(&mut self, plan: &mut Plan) -> Result<(), StoreError> {
-        let wanted: Vec<[u8; 16]> =
-            plan.changes.iter().filter(|c| c.needs_stored_attributes()).map(|c| c.oid.to_bytes()).collect();
-        let mut stored: HashMap<Oid, Attributes> = HashMap::with_capacity(wanted.len());
-        for chunk in wanted.chunks(CHUNK_ROWS) {
-            let sql = format!(
-                "SELECT oid, email, display_name FROM members WHERE teamspace_id = ? AND oid IN ({})",
-                values_list("?", chunk.len())
-            );
-            let mut query = sqlx::query(&sql).bind(self.teamspace.id);
-            for oid in chunk {
-                query = query.bind(&oid[..]);
-            }
-            for row in query.fetch_all(&mut *self.tx).await? {
-                let email: &str = row.try_get(1)?;
-                let display_name: Option<&str> = row.try_get(2)?;
-                let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
-                stored.insert(oid_of(&row, 0)?, Attributes { email, display_name: display_name.map(Into::into) });
-            }
-        }
+        let wanted: Vec<Oid> = plan.changes.iter().filter(|c| c.needs_stored_attributes()).map(|c| c.oid).collect();
+        let teamspace_id = self.teamspace.id;
+        let stored =
+            with_connection(&mut self.tx, |connection| stored_attributes(connection, teamspace_id, &wanted)).await?;
         for change in plan.changes.iter_mut().filter(|c| c.needs_stored_attributes()) {
             let current = stored
                 .get(&change.oid)
@@ -178,4 +165,28 @@ impl WriteSession {
         self.tx.commit().await?;
         Ok(run_id)
     }
+}
+
+/// The stored email and display name of each of `oids`, by key look-up: a replace that drops
+/// a million members records each one's last attributes in its audit event.
+fn stored_attributes(
+    connection: &Connection,
+    teamspace_id: i64,
+    oids: &[Oid],
+) -> Result<HashMap<Oid, Attributes>, StoreError> {
+    let mut select =
+        connection.prepare("SELECT email, display_name FROM members WHERE teamspace_id = ?1 AND oid = ?2")?;
+    let mut stored = HashMap::with_capacity(oids.len());
+    for &oid in oids {
+        let row = select
+            .query_row(params![teamspace_id, &oid.to_bytes()[..]], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })
+            .optional()?;
+        if let Some((email, display_name)) = row {
+            let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
+            stored.insert(oid, Attributes { email, display_name: display_name.map(Into::into) });
+        }
+    }
+    Ok(stored)
 }
