@@ -47,8 +47,8 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 
 /// Rows per multi-row `INSERT` statement. Stepping one single-row statement per row costs
 /// more than the B-tree work it does (each step opens a cursor, seeks from the root and
-/// halts), so full chunks go through one statement with this many rows; past a few hundred
-/// rows the gain flattens. The rows that do not fill a last chunk go one at a time.
+/// halts), so full chunks go through one statement with this many rows (4,096-row statements
+/// measured no faster; BENCHMARKS.md). The rows that do not fill a last chunk go one at a time.
 pub(super) const CHUNK_ROWS: usize = 256;
 
 /// One `INSERT` fed a known number of rows, one at a time: the rows of full chunks are bound
