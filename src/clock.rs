@@ -2,6 +2,8 @@
 //! Stored as Unix milliseconds, shown as RFC 3339 UTC.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -43,6 +45,39 @@ impl serde::Serialize for Millis {
     }
 }
 
+/// Where "now" comes from: the wall clock, or a hand-moved one so tests can cross an expiry or
+/// a rate limit without waiting for it.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// [`Millis::now`].
+    #[default]
+    System,
+    /// Stands still until [`Clock::advance`] moves it.
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock showing `start`.
+    pub fn manual(start: Millis) -> Clock {
+        Clock::Manual(Arc::new(AtomicI64::new(start.0)))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Millis {
+        match self {
+            Clock::System => Millis::now(),
+            Clock::Manual(at) => Millis(at.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Moves a manual clock forward; the system clock moves by itself.
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Clock::Manual(at) = self {
+            at.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+}
+
 /// A number in [0, 1) that differs between calls, from the clock's nanoseconds: enough to spread
 /// out retries of clients that failed together (Graph pages, webhook deliveries).
 pub fn jitter() -> f64 {
@@ -61,5 +96,14 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-28T09:00:00.250Z");
         assert!(Millis::parse_rfc3339("yesterday").is_err());
         assert_eq!(Millis(5).since(Millis(9)), 0);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = Clock::manual(Millis(1_000));
+        assert_eq!(clock.now(), Millis(1_000));
+        clock.advance(std::time::Duration::from_secs(2));
+        assert_eq!(clock.now(), Millis(3_000));
+        assert!(Clock::System.now().0 > 1_700_000_000_000);
     }
 }

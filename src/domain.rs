@@ -71,6 +71,13 @@ impl Serialize for Oid {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TenantId(uuid::Uuid);
 
+impl TenantId {
+    /// The GUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
 impl FromStr for TenantId {
     type Err = InvalidGuid;
     fn from_str(text: &str) -> Result<Self, Self::Err> {

@@ -26,6 +26,25 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenCheckLabels {
+    teamspace: String,
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyFetchLabels {
+    tenant: String,
+    result: &'static str,
+}
+
+/// The method as a label: the known ones, else `other`, so a client cannot mint label values.
+fn method_label(method: &str) -> String {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN.iter().find(|m| **m == method).map_or("other", |m| m).to_owned()
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms to ~4 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
@@ -39,6 +58,9 @@ pub struct Metrics {
     delivery_attempts: Counter,
     delivery_failures: Counter,
     events_delivered: Counter,
+    token_checks: Family<TokenCheckLabels, Counter>,
+    token_latency: Histogram,
+    key_fetches: Family<KeyFetchLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -62,6 +84,16 @@ impl Metrics {
         registry.register("delivery_failures", "Webhook POSTs that failed", delivery_failures.clone());
         let events_delivered = Counter::default();
         registry.register("events_delivered", "Member events acknowledged by the webhook", events_delivered.clone());
+        let token_checks = Family::<TokenCheckLabels, Counter>::default();
+        registry.register(
+            "token_checks",
+            "Token checks (authorize, introspect) by teamspace, outcome and reason",
+            token_checks.clone(),
+        );
+        let token_latency = latency_histogram();
+        registry.register("token_check_duration_seconds", "Token check latency", token_latency.clone());
+        let key_fetches = Family::<KeyFetchLabels, Counter>::default();
+        registry.register("jwks_fetches", "Fetches of a tenant's signing keys, by result", key_fetches.clone());
         Arc::new(Metrics {
             registry,
             scim_requests,
@@ -69,13 +101,37 @@ impl Metrics {
             delivery_attempts,
             delivery_failures,
             events_delivered,
+            token_checks,
+            token_latency,
+            key_fetches,
         })
     }
 
     /// One SCIM request.
     pub fn observe_scim(&self, method: &str, status: u16, seconds: f64) {
-        self.scim_requests.get_or_create(&RequestLabels { method: method.to_owned(), status }).inc();
-        self.scim_latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
+        let method = method_label(method);
+        self.scim_requests.get_or_create(&RequestLabels { method: method.clone(), status }).inc();
+        self.scim_latency.get_or_create(&MethodLabels { method }).observe(seconds);
+    }
+
+    /// One token check of a configured teamspace; `reason` for refusals.
+    pub fn observe_token_check(
+        &self,
+        teamspace: &str,
+        outcome: &'static str,
+        reason: Option<crate::token::Reason>,
+        seconds: f64,
+    ) {
+        let labels =
+            TokenCheckLabels { teamspace: teamspace.to_owned(), outcome, reason: reason.map_or("", |r| r.code()) };
+        self.token_checks.get_or_create(&labels).inc();
+        self.token_latency.observe(seconds);
+    }
+
+    /// One fetch of a configured tenant's signing keys.
+    pub fn observe_key_fetch(&self, tenant: &str, ok: bool) {
+        let labels = KeyFetchLabels { tenant: tenant.to_owned(), result: if ok { "ok" } else { "error" } };
+        self.key_fetches.get_or_create(&labels).inc();
     }
 
     /// One webhook attempt carrying `events` events.

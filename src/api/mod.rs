@@ -1,94 +1,54 @@
-//! The read API for Context7's side (`/v1`), behind `Authorization: Bearer $C7SYNC_ADMIN_TOKEN`;
-//! without that variable the API is off. Errors are `{"error": {"code", "message"}}`, and
+//! The API for Context7's side (`/v1`). The token check for gateways (`authorize`) needs no
+//! credentials; everything else is behind `Authorization: Bearer $C7SYNC_ADMIN_TOKEN`, and
+//! answers 401 while that variable is unset. Errors are `{"error": {"code", "message"}}`, and
 //! `/v1/openapi.json` describes exactly these routes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+mod token_check;
 
-use axum::body::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::domain::Oid;
+use crate::lookup::MemberLookup;
 use crate::store::{EventFilter, Store};
+use crate::token::TokenService;
 
 /// Most items per page.
 const MAX_LIMIT: i64 = 1000;
 const OPENAPI: &str = include_str!("openapi.json");
-
-/// How often the look-up cache checks whether a teamspace changed.
-pub const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the API needs.
 #[derive(Clone)]
 pub struct ApiState {
     /// The store.
     pub store: Store,
-    /// SHA-256 of the admin token (compared in constant time).
-    pub token_hash: Arc<[u8]>,
+    /// SHA-256 of the admin token (compared in constant time); `None` while it is not set.
+    admin_token: Option<Arc<[u8]>>,
     /// Configured teamspaces: slug → row id.
     pub teamspaces: Arc<HashMap<String, i64>>,
-    /// Member look-up answers, per teamspace, valid while its version stands still.
-    cache: Arc<RwLock<HashMap<i64, TeamspaceCache>>>,
-}
-
-/// The encoded answers for one teamspace at one version; `None` is a cached "not provisioned".
-#[derive(Default)]
-struct TeamspaceCache {
-    version: i64,
-    members: HashMap<Oid, Option<Bytes>>,
+    members: MemberLookup,
+    tokens: Arc<TokenService>,
 }
 
 impl ApiState {
-    /// State for the `/v1` routes.
-    pub fn new(store: Store, token_hash: Arc<[u8]>, teamspaces: HashMap<String, i64>) -> Self {
-        ApiState { store, token_hash, teamspaces: Arc::new(teamspaces), cache: Arc::default() }
-    }
-
-    /// Drops cached answers of teamspaces whose version moved (any process's run bumps it),
-    /// every [`CACHE_CHECK_INTERVAL`]; so a look-up reflects a change within that interval.
-    pub async fn keep_cache_fresh(self) {
-        loop {
-            match self.store.teamspace_versions().await {
-                Ok(versions) => {
-                    if let Ok(mut cache) = self.cache.write() {
-                        for (teamspace, version) in versions {
-                            let entry = cache.entry(teamspace).or_default();
-                            if entry.version != version {
-                                *entry = TeamspaceCache { version, members: HashMap::new() };
-                            }
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database"),
-            }
-            tokio::time::sleep(CACHE_CHECK_INTERVAL).await;
-        }
-    }
-
-    fn cached(&self, teamspace: i64, oid: Oid) -> Option<Option<Bytes>> {
-        self.cache.read().ok()?.get(&teamspace)?.members.get(&oid).cloned()
-    }
-
-    fn remember(&self, teamspace: i64, version_before: Option<i64>, oid: Oid, answer: Option<Bytes>) {
-        if let Ok(mut cache) = self.cache.write() {
-            // Only if no change was seen since the read began; else the answer may be stale.
-            if let Some(entry) = cache.get_mut(&teamspace).filter(|e| Some(e.version) == version_before) {
-                entry.members.insert(oid, answer);
-            }
-        }
-    }
-
-    fn version(&self, teamspace: i64) -> Option<i64> {
-        self.cache.read().ok()?.get(&teamspace).map(|e| e.version)
+    /// State for the `/v1` routes; `members` should be kept fresh by its own task.
+    pub fn new(
+        store: Store,
+        admin_token: Option<Arc<[u8]>>,
+        teamspaces: HashMap<String, i64>,
+        members: MemberLookup,
+        tokens: Arc<TokenService>,
+    ) -> Self {
+        ApiState { store, admin_token, teamspaces: Arc::new(teamspaces), members, tokens }
     }
 }
 
@@ -100,7 +60,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
 }
@@ -126,6 +86,7 @@ impl From<crate::store::StoreError> for ApiError {
 /// The `/v1` routes.
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
+        .route("/introspect", post(token_check::introspect))
         .route("/teamspaces/{teamspace}/members", get(members))
         .route("/teamspaces/{teamspace}/members/{oid}", get(member))
         .route("/teamspaces/{teamspace}/runs", get(runs))
@@ -134,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/teamspaces/{teamspace}/authorize", any(token_check::authorize))
+        .route("/teamspaces/{teamspace}/authorize/{*forwarded}", any(token_check::authorize))
         .merge(protected)
         .with_state(state)
 }
@@ -144,7 +107,15 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let valid = presented.is_some_and(|t| crate::scim::token::hash(t.trim()).ct_eq(&state.token_hash).into());
+    let Some(expected) = &state.admin_token else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "admin_api_off",
+            "the admin API is off: start c7sync serve with C7SYNC_ADMIN_TOKEN set",
+        )
+        .into_response();
+    };
+    let valid = presented.is_some_and(|t| crate::scim::token::hash(t.trim()).ct_eq(expected).into());
     if !valid {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin bearer token is required")
             .into_response();
@@ -165,18 +136,8 @@ async fn member(State(state): State<ApiState>, Path((teamspace, oid)): Path<(Str
         let id = teamspace_id(&state, &teamspace)?;
         let oid: Oid =
             oid.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_oid", format!("`{oid}`: {e}")))?;
-        let answer = match state.cached(id, oid) {
-            Some(answer) => answer,
-            None => {
-                let version = state.version(id);
-                let member = state.store.member(id, oid).await?;
-                let answer = member.map(|m| Bytes::from(serde_json::to_vec(&m).unwrap_or_default()));
-                state.remember(id, version, oid, answer.clone());
-                answer
-            }
-        };
-        match answer {
-            Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        match state.members.find(id, oid).await? {
+            Some(found) => Ok(([(header::CONTENT_TYPE, "application/json")], found.json.clone()).into_response()),
             None => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "member_not_found",

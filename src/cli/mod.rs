@@ -21,6 +21,7 @@ mod scim_token;
 mod serve;
 mod sync;
 mod teamspace;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,7 +77,8 @@ pub struct UsageError(pub String);
 /// their schedules), Entra's SCIM provisioning (pushed to `serve`), one-off files (`import`) and
 /// manual entries (`members add`). Every change
 /// goes through one reconcile core: planned, guarded against mass removal, applied in one
-/// transaction, audited (`runs`, `audit`).
+/// transaction, audited (`runs`, `audit`). `serve` also answers Context7's whole token check
+/// (signature, issuer, audience, scope, then the member list); `token check` explains it.
 #[derive(Debug, Parser)]
 #[command(name = "c7sync", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -126,9 +128,12 @@ enum Command {
     /// Create, list and revoke the bearer tokens Entra's SCIM provisioning uses
     #[command(subcommand)]
     ScimToken(scim_token::ScimTokenCommand),
-    /// Teamspaces with member counts and the last run of each source
+    /// Teamspaces: member counts and last runs; "Test connection" to the tenant
     #[command(subcommand)]
     Teamspace(teamspace::TeamspaceCommand),
+    /// Would Context7 accept this access token? The troubleshooter for 401s
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// List, add and remove members (add/remove act as the `manual` source)
     #[command(subcommand)]
     Members(members::MembersCommand),
@@ -157,17 +162,7 @@ impl Context {
         let path = config::locate(cli.config.as_deref());
         let config = config::load(&path, cli.database.as_deref())?;
         let store = open_store(&config.database).await?;
-        let specs: Vec<TeamspaceSpec> = config
-            .teamspaces
-            .iter()
-            .map(|t| TeamspaceSpec {
-                name: t.name.clone(),
-                tenant_id: t.tenant_id,
-                audience: t.audience.to_string(),
-                required_scope: t.required_scope.clone(),
-                max_removals: t.max_removals,
-            })
-            .collect();
+        let specs: Vec<TeamspaceSpec> = config.teamspaces.iter().map(|t| t.spec()).collect();
         store.sync_teamspaces(&specs, Millis::now()).await.map_err(|e| match e {
             // The config asks for something the stored state forbids: a configuration error.
             StoreError::Refused(why) => anyhow::Error::new(UsageError(format!("{}: {why}", config.path.display()))),
@@ -216,6 +211,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(&Context::load(cli).await?, args).await,
         Command::ScimToken(command) => scim_token::run(&Context::load(cli).await?, command).await,
         Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
+        Command::Token(command) => token::run(&Context::load(cli).await?, command).await,
         Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
         Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,
         Command::Audit(args) => audit::run(&Context::load(cli).await?, args).await,

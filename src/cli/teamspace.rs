@@ -1,14 +1,36 @@
 //! `c7sync teamspace list`: what is configured, how many members, how each source last ran.
+//! `c7sync teamspace test`: the dashboard's "Test connection" for the tenant configuration.
 
 use clap::{Args, Subcommand};
 
-use super::output::{cell, print_json, table, Format};
+use super::output::{cell, print_json, table, Format, ReportFormat};
 use super::{Context, Exit};
+use crate::token::{Authority, AuthorityError};
 
 #[derive(Debug, Subcommand)]
 pub enum TeamspaceCommand {
     /// Teamspaces with member counts and the last run of each source
     List(ListArgs),
+    /// Test connection: fetch the tenant's discovery document and signing keys
+    Test(TestArgs),
+}
+
+/// Arguments of `c7sync teamspace test`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Fetches {authority_url}/{tenant_id}/v2.0/.well-known/openid-configuration, confirms that it
+states the issuer tokens must carry, then fetches the signing keys from its jwks_uri: what the
+token check (`c7sync token check`, /v1/.../authorize) needs to verify signatures.
+Exit 0 when all of it works, 1 with the reason when not.
+
+Example:
+  c7sync teamspace test acme")]
+pub struct TestArgs {
+    /// The teamspace
+    teamspace: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -19,7 +41,56 @@ pub struct ListArgs {
 }
 
 pub async fn run(context: &Context, command: &TeamspaceCommand) -> anyhow::Result<Exit> {
-    let TeamspaceCommand::List(args) = command;
+    match command {
+        TeamspaceCommand::List(args) => list(context, args).await,
+        TeamspaceCommand::Test(args) => test(context, args).await,
+    }
+}
+
+async fn test(context: &Context, args: &TestArgs) -> anyhow::Result<Exit> {
+    let teamspace = context.config.teamspace(&args.teamspace)?;
+    let authority = Authority::new(&teamspace.authority_url, teamspace.tenant_id);
+    let result = test_connection(&authority).await;
+    if args.format == ReportFormat::Json {
+        let body = match &result {
+            Ok(found) => serde_json::json!({ "ok": true, "teamspace": args.teamspace, "discovery": found }),
+            Err(error) => serde_json::json!({
+                "ok": false, "teamspace": args.teamspace,
+                "discovery_url": authority.discovery_url(), "error": error.to_string(),
+            }),
+        };
+        print_json(&body)?;
+        return Ok(if result.is_ok() { Exit::Success } else { Exit::Failure });
+    }
+    outln!("Discovery  {}", authority.discovery_url());
+    match result {
+        Ok(found) => {
+            outln!("Issuer     {} ✓", found.issuer);
+            outln!(
+                "Keys       {}: {} signing keys ({})",
+                found.jwks_uri,
+                found.key_ids.len(),
+                found.key_ids.join(", ")
+            );
+            outln!("OK: tokens of tenant {} for audience {} can be checked.", teamspace.tenant_id, teamspace.audience);
+            Ok(Exit::Success)
+        }
+        Err(error) => {
+            outln!("FAILED: {error}");
+            Ok(Exit::Failure)
+        }
+    }
+}
+
+/// The "Test connection" check: discovery, issuer, keys (shared by the CLI and the API).
+pub async fn test_connection(authority: &Authority) -> Result<crate::token::Discovery, AuthorityError> {
+    let http = crate::outbound::client(crate::token::authority::FETCH_TIMEOUT, false).map_err(|e| {
+        AuthorityError::Unreachable { url: authority.discovery_url(), message: crate::outbound::describe(&e) }
+    })?;
+    authority.discover(&http).await
+}
+
+async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
     let configured: Vec<&str> = context.config.teamspaces.iter().map(|t| t.name.as_str()).collect();
     let summaries: Vec<_> = context
         .store()

@@ -11,6 +11,8 @@ use crate::domain::{MaxRemovals, SourceName, TeamspaceName, TenantId};
 
 /// The default database: a SQLite file beside the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://c7sync.db";
+/// Entra's public-cloud authority, for token issuers and the Graph token endpoint.
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The default listen address for `c7sync serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// The commented starter config `c7sync init` writes; also the README's sample.
@@ -78,6 +80,11 @@ pub struct TeamspaceConfig {
     pub required_scope: String,
     /// Removal guard threshold.
     pub max_removals: MaxRemovals,
+    /// The Entra authority whose v2.0 tokens the token check accepts
+    /// (`{authority_url}/{tenant_id}/v2.0` is the issuer).
+    pub authority_url: url::Url,
+    /// Named in 401 answers as `resource_metadata` (RFC 9728), when set.
+    pub resource_metadata_url: Option<url::Url>,
     /// Configured sources, names unique within the teamspace.
     pub sources: Vec<SourceConfig>,
 }
@@ -206,6 +213,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text)
         .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_owned() })?;
     validate::validate(path, raw)
+}
+
+impl TeamspaceConfig {
+    /// What the store keeps of this teamspace.
+    pub fn spec(&self) -> crate::store::TeamspaceSpec {
+        crate::store::TeamspaceSpec {
+            name: self.name.clone(),
+            tenant_id: self.tenant_id,
+            audience: self.audience.to_string(),
+            required_scope: self.required_scope.clone(),
+            max_removals: self.max_removals,
+        }
+    }
 }
 
 impl Config {

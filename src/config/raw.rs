@@ -30,6 +30,8 @@ pub struct RawTeamspace {
     pub audience: String,
     pub required_scope: Option<String>,
     pub max_removals: Option<CountOrText>,
+    pub authority_url: Option<String>,
+    pub resource_metadata_url: Option<String>,
     #[serde(default)]
     pub sources: Vec<RawSource>,
 }

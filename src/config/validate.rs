@@ -142,6 +142,11 @@ fn teamspace(check: &Checker<'_>, index: usize, raw: RawTeamspace) -> Result<Tea
         tenant_id: check.parse(&key("tenant_id"), &raw.tenant_id)?,
         audience: check.guid(&key("audience"), &raw.audience)?,
         required_scope: raw.required_scope.unwrap_or_else(|| "mcp.access".to_owned()),
+        authority_url: check.url(&key("authority_url"), raw.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY))?,
+        resource_metadata_url: raw
+            .resource_metadata_url
+            .map(|u| check.url(&key("resource_metadata_url"), &u))
+            .transpose()?,
         name,
         max_removals,
         sources,
@@ -186,10 +191,8 @@ fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceCon
                     include_guests: g.include_guests,
                     graph_url: check
                         .url(&key("graph_url"), g.graph_url.as_deref().unwrap_or("https://graph.microsoft.com"))?,
-                    authority_url: check.url(
-                        &key("authority_url"),
-                        g.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"),
-                    )?,
+                    authority_url: check
+                        .url(&key("authority_url"), g.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY))?,
                 }),
             }
         }
@@ -256,6 +259,19 @@ audience = "00000000-0000-0000-0000-000000000002"
         assert_eq!(config.database, DEFAULT_DATABASE);
         assert_eq!(config.teamspaces[0].max_removals, MaxRemovals::Percent(20.0));
         assert_eq!(config.teamspaces[0].required_scope, "mcp.access");
+        assert_eq!(config.teamspaces[0].authority_url.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(config.teamspaces[0].resource_metadata_url, None);
+    }
+
+    #[test]
+    fn token_check_urls_are_checked() {
+        let with = |line: &str| format!("{MINIMAL}{line}\n");
+        let config = parse(Path::new("c7sync.toml"), &with("authority_url = \"http://127.0.0.1:9/\"")).unwrap();
+        assert_eq!(config.teamspaces[0].authority_url.as_str(), "http://127.0.0.1:9/");
+        let message = error_of(&with("authority_url = \"http://login.example.com\""));
+        assert!(message.contains("teamspaces[0].authority_url") && message.contains("loopback"), "{message}");
+        let message = error_of(&with("resource_metadata_url = \"not a url\""));
+        assert!(message.contains("teamspaces[0].resource_metadata_url"), "{message}");
     }
 
     #[test]

@@ -6,20 +6,25 @@
 
 mod scheduler;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::ApiState;
+use crate::clock::Clock;
 use crate::config::{Config, SourceSettings};
 use crate::delivery::DeliveryOptions;
 use crate::http::{router, AppState};
+use crate::lookup::MemberLookup;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::scim::provision::Policy;
 use crate::scim::ScimState;
+use crate::token::{KeySettings, TokenService};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -47,6 +52,9 @@ pub enum DaemonError {
     /// `[delivery]` names a signing-secret variable that is not set.
     #[error("[delivery] signing_secret_env: environment variable {0} is not set or empty")]
     MissingSecret(String),
+    /// The HTTP client for key fetches could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
     /// The store could not be read at start-up.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -72,22 +80,7 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         }
     };
     let metrics = Metrics::new();
-    let api = match std::env::var("C7SYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
-        None => {
-            tracing::info!("C7SYNC_ADMIN_TOKEN is not set: the /v1 API is off");
-            None
-        }
-        Some(token) => {
-            let mut teamspaces = std::collections::HashMap::new();
-            for teamspace in &config.teamspaces {
-                let id = reconciler.store().teamspace(teamspace.name.as_str()).await?.id;
-                teamspaces.insert(teamspace.name.to_string(), id);
-            }
-            let api = ApiState::new(reconciler.store().clone(), crate::scim::token::hash(&token).into(), teamspaces);
-            tokio::spawn(api.clone().keep_cache_fresh());
-            Some(api)
-        }
-    };
+    let api = api_state(config, &reconciler, &metrics).await?;
 
     let shutdown = CancellationToken::new();
     let http_shutdown = CancellationToken::new();
@@ -102,7 +95,7 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         })
         .collect();
     let scim = ScimState::new(reconciler.clone(), policies);
-    let app = router(AppState { store: reconciler.store().clone(), metrics: metrics.clone() }, scim, api);
+    let app = router(AppState { store: reconciler.store().clone(), metrics: metrics.clone() }, scim, Some(api));
     let http = tokio::spawn({
         let stop = http_shutdown.clone();
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
@@ -135,6 +128,37 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `/v1` state: the member look-up and the token check (kept fresh by tasks spawned here),
+/// and the admin token from `$C7SYNC_ADMIN_TOKEN`.
+async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metrics>) -> Result<ApiState, DaemonError> {
+    let store = reconciler.store();
+    let mut teamspaces = HashMap::new();
+    for teamspace in &config.teamspaces {
+        teamspaces.insert(teamspace.name.to_string(), store.teamspace(teamspace.name.as_str()).await?.id);
+    }
+    let members = MemberLookup::new(store.clone());
+    tokio::spawn(members.clone().keep_fresh());
+    let tokens = TokenService::for_config(
+        config,
+        &teamspaces,
+        members.clone(),
+        KeySettings::default(),
+        Clock::System,
+        metrics.clone(),
+    )
+    .map_err(|e| DaemonError::HttpClient(e.to_string()))?;
+    let tokens = Arc::new(tokens);
+    tokio::spawn(tokens.keys().clone().keep_fresh());
+    let admin_token = match std::env::var("C7SYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        None => {
+            tracing::info!("C7SYNC_ADMIN_TOKEN is not set: the /v1 admin API is off (token checks at /v1/teamspaces/{{t}}/authorize are on)");
+            None
+        }
+        Some(token) => Some(crate::scim::token::hash(&token).into()),
+    };
+    Ok(ApiState::new(store.clone(), admin_token, teamspaces, members, tokens))
 }
 
 /// SIGTERM (systemd, Kubernetes) and SIGINT (Ctrl-C).

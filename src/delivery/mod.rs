@@ -69,11 +69,7 @@ enum Attempt {
 
 /// Runs until `shutdown`; a batch in flight is finished first.
 pub async fn run(store: Store, options: DeliveryOptions, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    let http = match reqwest::Client::builder()
-        .timeout(options.timeout)
-        .user_agent(concat!("c7sync/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match crate::outbound::client(options.timeout, options.url.scheme() == "https") {
         Ok(http) => http,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook HTTP client; delivery is off");
@@ -150,7 +146,7 @@ async fn deliver(
                 Attempt::Retry(detail)
             }
         }
-        Err(error) => Attempt::Retry(crate::source::graph::describe_reqwest(&error)),
+        Err(error) => Attempt::Retry(crate::outbound::describe(&error)),
     };
     let count = events.len() as u64;
     let now = Millis::now();

@@ -211,8 +211,20 @@ async fn api() -> Api {
     for name in ["acme", "globex"] {
         teamspaces.insert(name.to_owned(), db.store().teamspace(name).await.unwrap().id);
     }
-    let api = ApiState::new(db.store().clone(), c7sync::scim::token::hash(ADMIN).into(), teamspaces);
-    tokio::spawn(api.clone().keep_cache_fresh());
+    let members = c7sync::lookup::MemberLookup::new(db.store().clone());
+    tokio::spawn(members.clone().keep_fresh());
+    let config = c7sync::config::parse(std::path::Path::new("c7sync.toml"), "").unwrap();
+    let tokens = c7sync::token::TokenService::for_config(
+        &config,
+        &teamspaces,
+        members.clone(),
+        c7sync::token::KeySettings::default(),
+        c7sync::clock::Clock::System,
+        Metrics::new(),
+    )
+    .unwrap();
+    let admin = Some(c7sync::scim::token::hash(ADMIN).into());
+    let api = ApiState::new(db.store().clone(), admin, teamspaces, members, std::sync::Arc::new(tokens));
     let scim = ScimState::new(db.reconciler.clone(), HashMap::new());
     let app = router(AppState { store: db.store().clone(), metrics: Metrics::new() }, scim, Some(api));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -18,3 +18,5 @@ mod reconcile_core;
 mod schema_upgrade;
 mod scim_api;
 mod support;
+mod token_check;
+mod token_cli;

@@ -167,12 +167,7 @@ impl GraphReader {
         let endpoint =
             as_folder(&settings.authority_url).join(&format!("{tenant}/oauth2/v2.0/token")).map_err(url_error)?;
         let scope = format!("{}/.default", settings.graph_url.origin().ascii_serialization());
-        let http = reqwest::Client::builder()
-            .timeout(policy.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("c7sync/", env!("CARGO_PKG_VERSION")))
-            .https_only(settings.authority_url.scheme() == "https")
-            .build()
+        let http = crate::outbound::client(policy.request_timeout, settings.authority_url.scheme() == "https")
             .map_err(|e| GraphError::Url(e.to_string()))?;
         let tokens = TokenProvider::new(
             TokenRequest { endpoint, client_id: settings.client_id.to_string(), secret, scope },
@@ -302,7 +297,7 @@ impl GraphReader {
                     let status = response.status();
                     let retry_after = retry::retry_after(response.headers());
                     match response.bytes().await {
-                        Err(e) => format!("reading the response failed: {}", describe_reqwest(&e)),
+                        Err(e) => format!("reading the response failed: {}", crate::outbound::describe(&e)),
                         Ok(body) => match status {
                             StatusCode::OK => match serde_json::from_slice::<page::Page>(&body) {
                                 Ok(page) => return Ok(page),
@@ -400,22 +395,9 @@ fn graph_error_detail(body: &[u8]) -> String {
     }
 }
 
-/// reqwest's message with its cause chain ("error sending request" alone says nothing).
-pub(crate) fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    // reqwest puts the URL in its message; queries are ours and harmless, but keep it short.
-    text
-}
-
 fn describe_graph_failure(error: &graph_rs_sdk::GraphFailure) -> String {
     match error {
-        graph_rs_sdk::GraphFailure::ReqwestError(e) => describe_reqwest(e),
+        graph_rs_sdk::GraphFailure::ReqwestError(e) => crate::outbound::describe(e),
         other => other.to_string(),
     }
 }

@@ -147,9 +147,9 @@ impl TokenProvider {
             ])
             .send()
             .await
-            .map_err(|e| unavailable(super::describe_reqwest(&e)))?;
+            .map_err(|e| unavailable(crate::outbound::describe(&e)))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| unavailable(super::describe_reqwest(&e)))?;
+        let body = response.bytes().await.map_err(|e| unavailable(crate::outbound::describe(&e)))?;
         if !status.is_success() {
             let oauth: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
             if oauth.error.is_empty() {

@@ -13,8 +13,10 @@ use c7sync::store::{Store, StoreSettings, TeamspaceSpec};
 use tempfile::TempDir;
 
 pub mod daemon;
+pub mod fake_entra;
 pub mod fake_graph;
 pub mod receiver;
+pub mod token_app;
 
 pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
 /// Ada's Entra object id, for tests that drive the binary with one member.
