@@ -50,6 +50,27 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
 }
 
+/// One teamspace's token-check counters (see [`Metrics::token_counters`]).
+#[derive(Debug, Clone)]
+pub struct TokenCounters {
+    accepted: Counter,
+    unavailable: Counter,
+    refused: [Counter; crate::token::Reason::ALL.len()],
+    latency: Histogram,
+}
+
+impl TokenCounters {
+    /// One check: accepted (`Ok`), refused for a reason, or undecided (`Err(None)`).
+    pub fn observe(&self, outcome: Result<(), Option<crate::token::Reason>>, seconds: f64) {
+        match outcome {
+            Ok(()) => self.accepted.inc(),
+            Err(None) => self.unavailable.inc(),
+            Err(Some(reason)) => self.refused[reason as usize].inc(),
+        };
+        self.latency.observe(seconds);
+    }
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -114,18 +135,20 @@ impl Metrics {
         self.scim_latency.get_or_create(&MethodLabels { method }).observe(seconds);
     }
 
-    /// One token check of a configured teamspace; `reason` for refusals.
-    pub fn observe_token_check(
-        &self,
-        teamspace: &str,
-        outcome: &'static str,
-        reason: Option<crate::token::Reason>,
-        seconds: f64,
-    ) {
-        let labels =
-            TokenCheckLabels { teamspace: teamspace.to_owned(), outcome, reason: reason.map_or("", |r| r.code()) };
-        self.token_checks.get_or_create(&labels).inc();
-        self.token_latency.observe(seconds);
+    /// The token-check counters of one configured teamspace, every outcome and reason created
+    /// now (they show as 0 until used, and counting allocates nothing).
+    pub fn token_counters(&self, teamspace: &str) -> TokenCounters {
+        let counter = |outcome, reason| {
+            self.token_checks
+                .get_or_create(&TokenCheckLabels { teamspace: teamspace.to_owned(), outcome, reason })
+                .clone()
+        };
+        TokenCounters {
+            accepted: counter("accepted", ""),
+            unavailable: counter("unavailable", ""),
+            refused: crate::token::Reason::ALL.map(|r| counter("refused", r.code())),
+            latency: self.token_latency.clone(),
+        }
     }
 
     /// One fetch of a configured tenant's signing keys.

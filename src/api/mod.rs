@@ -96,7 +96,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/teamspaces/{teamspace}/authorize", any(token_check::authorize))
-        .route("/teamspaces/{teamspace}/authorize/{*forwarded}", any(token_check::authorize))
+        .route("/teamspaces/{teamspace}/authorize/{*forwarded}", any(token_check::authorize_forwarded))
         .merge(protected)
         .with_state(state)
 }

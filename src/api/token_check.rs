@@ -3,7 +3,6 @@
 //! 200/401/403 out, no admin token needed) and `/v1/introspect` (RFC 7662, for callers holding
 //! the admin token).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
@@ -16,18 +15,26 @@ use serde::Deserialize;
 use super::{ApiError, ApiState};
 use crate::token::{Accepted, Answer, Reason, TeamspaceTokens, Verdict};
 
-/// `GET` (any method) `/v1/teamspaces/{teamspace}/authorize[/…]`.
-pub async fn authorize(
+/// `GET` (any method) `/v1/teamspaces/{teamspace}/authorize`.
+pub async fn authorize(State(state): State<ApiState>, Path(teamspace): Path<String>, headers: HeaderMap) -> Response {
+    answer(&state, &teamspace, &headers).await
+}
+
+/// `/v1/teamspaces/{teamspace}/authorize/{path…}`: gateways that append the original path.
+pub async fn authorize_forwarded(
     State(state): State<ApiState>,
-    Path(path): Path<HashMap<String, String>>,
+    Path((teamspace, _forwarded)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let name = path.get("teamspace").map(String::as_str).unwrap_or_default();
+    answer(&state, &teamspace, &headers).await
+}
+
+async fn answer(state: &ApiState, name: &str, headers: &HeaderMap) -> Response {
     let Some(teamspace) = state.tokens.teamspace(name).cloned() else {
         return ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", format!("no teamspace `{name}`"))
             .into_response();
     };
-    let Some(token) = bearer(&headers) else {
+    let Some(token) = bearer(headers) else {
         let challenge = challenge(&teamspace, None);
         return refusal(
             StatusCode::UNAUTHORIZED,
@@ -50,8 +57,8 @@ fn accepted_response(teamspace: &TeamspaceTokens, accepted: &Accepted) -> Respon
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-c7sync-teamspace", body.teamspace),
-        ("x-c7sync-tenant-id", body.tenant_id.as_str()),
-        ("x-c7sync-oid", body.oid.as_str()),
+        ("x-c7sync-tenant-id", body.tenant_id),
+        ("x-c7sync-oid", body.oid),
         ("x-c7sync-email", body.email),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
-use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Serialize};
+
+use super::signature::VerifyingKey;
 
 use crate::domain::TenantId;
 
@@ -73,7 +74,7 @@ pub struct Discovery {
 
 /// Signing keys by `kid`.
 #[derive(Clone, Default)]
-pub struct KeySet(pub HashMap<String, Arc<DecodingKey>>);
+pub struct KeySet(pub HashMap<String, Arc<VerifyingKey>>);
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,17 +132,23 @@ impl Authority {
     }
 }
 
-/// The RSA keys meant for signatures (`use` absent or `sig`), by `kid`; others are skipped.
+/// The RSA keys meant for signatures (`use` absent or `sig`), by `kid`; others are skipped
+/// (with a warning when an RSA signing key cannot be used).
 fn signing_keys(set: &JwkSet) -> KeySet {
     let keys = set
         .keys
         .iter()
-        .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
         .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
         .filter_map(|jwk| {
+            let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else { return None };
             let kid = jwk.common.key_id.clone()?;
-            let key = DecodingKey::from_jwk(jwk).ok()?;
-            Some((kid, Arc::new(key)))
+            match VerifyingKey::from_jwk_components(&rsa.n, &rsa.e) {
+                Ok(key) => Some((kid, Arc::new(key))),
+                Err(error) => {
+                    tracing::warn!(kid = ?kid, %error, "a published signing key cannot be used; skipped");
+                    None
+                }
+            }
         })
         .collect();
     KeySet(keys)

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::decisions::{self, StageOne, Verified};
+use super::decisions::{self, AnswerText, StageOne, Verified};
 use super::jws::{self, Jws};
 use super::keys::KeyLookup;
 use super::rules::{self, Check};
@@ -50,12 +49,12 @@ impl TokenService {
     pub async fn check(&self, teamspace: &TeamspaceTokens, token: &str) -> Verdict {
         let started = Instant::now();
         let verdict = self.decide(teamspace, token).await;
-        let (outcome, reason) = match &verdict {
-            Verdict::Accepted(_) => ("accepted", None),
-            Verdict::Refused { reason, .. } => ("refused", Some(*reason)),
-            Verdict::Undecided { .. } => ("unavailable", None),
+        let outcome = match &verdict {
+            Verdict::Accepted(_) => Ok(()),
+            Verdict::Refused { reason, .. } => Err(Some(*reason)),
+            Verdict::Undecided { .. } => Err(None),
         };
-        self.metrics.observe_token_check(&teamspace.name, outcome, reason, started.elapsed().as_secs_f64());
+        teamspace.counters.observe(outcome, started.elapsed().as_secs_f64());
         if let Verdict::Refused { reason, detail } = &verdict {
             // Debug formatting escapes control characters: the detail quotes the token's claims.
             let oid = jws::decode(token).ok().and_then(|j| rules::object_id(&j));
@@ -139,8 +138,8 @@ impl TokenService {
             accepted: failure.is_none() && !undecided,
             reason,
             checks,
-            header: decoded.as_ref().map(|j| j.header.clone()).unwrap_or_default(),
-            claims: decoded.map(|j| j.claims.0).unwrap_or_default(),
+            header: decoded.as_ref().map(|j| j.full_header()).unwrap_or_default(),
+            claims: decoded.map(|j| j.all_claims()).unwrap_or_default(),
             offline,
             undecided: failure.is_none() && undecided,
         }
@@ -175,7 +174,8 @@ impl TokenService {
             .ok()
             .flatten()
             .map(|s| Millis(s.saturating_add(rules::CLOCK_SKEW_SECONDS).saturating_mul(1000)));
-        let before = rules::before_signature(&jws, expected, now.0.div_euclid(1000));
+        let describe = mode != Mode::FirstFailure;
+        let before = rules::before_signature(&jws, expected, now.0.div_euclid(1000), describe);
         if mode == Mode::FirstFailure {
             if let Some(check) = before.iter().find(|c| c.failed()) {
                 return Ok((refused(check), expires));
@@ -189,7 +189,7 @@ impl TokenService {
                 checks.push(Check::skipped("signature", "not checked (--offline)"));
             }
             _ => {
-                if let Some(verdict) = self.signature(teamspace, &jws, checks).await {
+                if let Some(verdict) = self.signature(teamspace, &jws, describe, checks).await {
                     undecided = Some(verdict);
                 }
             }
@@ -202,7 +202,7 @@ impl TokenService {
                 return Ok((refused(check), expires));
             }
         }
-        checks.extend(rules::after_signature(&jws, expected));
+        checks.extend(rules::after_signature(&jws, expected, describe));
         if let Some(check) = checks.iter().find(|c| c.failed()) {
             return Ok((refused(check), expires));
         }
@@ -216,18 +216,25 @@ impl TokenService {
     }
 
     /// The `signing_key` and `signature` checks; `Some(Undecided)` when no keys could be had.
-    async fn signature(&self, teamspace: &TeamspaceTokens, jws: &Jws<'_>, checks: &mut Vec<Check>) -> Option<Verdict> {
+    async fn signature(
+        &self,
+        teamspace: &TeamspaceTokens,
+        jws: &Jws<'_>,
+        describe: bool,
+        checks: &mut Vec<Check>,
+    ) -> Option<Verdict> {
         let expected = &teamspace.expected;
-        let Some(kid) = jws.header.get("kid").and_then(Value::as_str).filter(|k| !k.is_empty()) else {
+        let Some(kid) = jws.header.kid() else {
             checks.push(Check::skipped("signing_key", "the header names no key"));
             checks.push(Check::skipped("signature", "no key to check it with"));
             return None;
         };
         match self.keys.key(&teamspace.authority, kid).await {
             KeyLookup::Found(key) => {
-                checks.push(Check::pass("signing_key", format!("`{kid}` is one of the tenant's signing keys")));
-                let valid =
-                    jsonwebtoken::crypto::verify(jws.signature, jws.signing_input.as_bytes(), &key, Algorithm::RS256);
+                let detail =
+                    if describe { format!("`{kid}` is one of the tenant's signing keys") } else { String::new() };
+                checks.push(Check::pass("signing_key", detail));
+                let valid = key.verify(jws.signing_input.as_bytes(), jws.signature);
                 checks.push(match valid {
                     Ok(true) => Check::pass("signature", "RS256 signature verified"),
                     Ok(false) => Check::fail(
@@ -274,11 +281,18 @@ impl TokenService {
 /// `oid` check has already refused).
 fn verified(jws: &Jws<'_>, expected: &super::Expectation) -> Option<Verified> {
     let text = |claim| jws.claims.string(claim).ok().flatten().map(str::to_owned);
+    let oid = rules::object_id(jws)?;
+    let expires_at = jws.claims.seconds("exp").ok().flatten().unwrap_or(0);
     Some(Verified {
-        oid: rules::object_id(jws)?,
+        oid,
         tenant_id: expected.tenant_id,
         scopes: rules::scopes(jws),
-        expires_at: jws.claims.seconds("exp").ok().flatten().unwrap_or(0),
+        expires_at,
+        text: AnswerText {
+            tenant_id: expected.tenant_id.to_string(),
+            oid: oid.to_string(),
+            expires_at: Millis(expires_at.saturating_mul(1000)).to_string(),
+        },
         issued_at: jws.claims.seconds("iat").ok().flatten(),
         subject: text("sub"),
         client_id: text("azp"),

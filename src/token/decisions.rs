@@ -14,8 +14,10 @@ use crate::domain::{Oid, TenantId};
 
 /// The longest a decision is kept.
 pub const MAX_AGE_MS: i64 = 60_000;
-/// Decisions kept per teamspace; past this, expired ones are dropped, then all.
+/// Decisions kept per teamspace; past this, a shard drops its expired ones, then all of them.
 const CAPACITY: usize = 65_536;
+/// Independent locks, so new tokens (a write each) do not queue behind one another.
+const SHARDS: usize = 16;
 
 /// What stage 1 established about a token whose signature and claims held.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub struct Verified {
     pub scopes: Vec<String>,
     /// `exp`, seconds.
     pub expires_at: i64,
+    /// The answer's strings, formatted once per token rather than once per request:
+    /// `tid`, `oid` and `exp` as RFC 3339.
+    pub text: AnswerText,
     /// `iat`, seconds.
     pub issued_at: Option<i64>,
     /// `sub`.
@@ -38,6 +43,17 @@ pub struct Verified {
     pub issuer: String,
     /// The audience that matched.
     pub audience: String,
+}
+
+/// [`Verified`]'s ids and expiry as the answers print them.
+#[derive(Debug, Clone)]
+pub struct AnswerText {
+    /// `tid`.
+    pub tenant_id: String,
+    /// `oid`.
+    pub oid: String,
+    /// `exp`, RFC 3339.
+    pub expires_at: String,
 }
 
 /// A remembered stage-1 result.
@@ -57,16 +73,27 @@ pub fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+type Shard = RwLock<HashMap<TokenHash, (Millis, StageOne)>>;
+
 /// One teamspace's remembered decisions.
-#[derive(Default)]
 pub struct Decisions {
-    entries: RwLock<HashMap<TokenHash, (Millis, StageOne)>>,
+    shards: [Shard; SHARDS],
+}
+
+impl Default for Decisions {
+    fn default() -> Self {
+        Decisions { shards: std::array::from_fn(|_| Shard::default()) }
+    }
 }
 
 impl Decisions {
+    fn shard(&self, key: &TokenHash) -> &Shard {
+        &self.shards[usize::from(key[0]) % SHARDS]
+    }
+
     /// The remembered decision, if still valid at `now`.
     pub fn get(&self, key: &TokenHash, now: Millis) -> Option<StageOne> {
-        let entries = self.entries.read().ok()?;
+        let entries = self.shard(key).read().ok()?;
         entries.get(key).filter(|(until, _)| now < *until).map(|(_, decision)| decision.clone())
     }
 
@@ -76,10 +103,10 @@ impl Decisions {
         if until <= now {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else { return };
-        if entries.len() >= CAPACITY {
+        let Ok(mut entries) = self.shard(&key).write() else { return };
+        if entries.len() >= CAPACITY / SHARDS {
             entries.retain(|_, (until, _)| now < *until);
-            if entries.len() >= CAPACITY {
+            if entries.len() >= CAPACITY / SHARDS {
                 entries.clear();
             }
         }
@@ -119,7 +146,8 @@ mod tests {
         for n in 0..CAPACITY + 10 {
             decisions.put(hash(&n.to_string()), now, None, StageOne::Refused(Reason::Malformed, "".into()));
         }
-        assert!(decisions.entries.read().unwrap().len() <= CAPACITY);
+        let kept: usize = decisions.shards.iter().map(|s| s.read().unwrap().len()).sum();
+        assert!(kept <= CAPACITY, "{kept}");
         assert!(decisions.get(&hash(&(CAPACITY + 9).to_string()), now).is_some());
     }
 }

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
-
 use super::authority::{Authority, KeySet};
+use super::signature::VerifyingKey;
 use crate::clock::{Clock, Millis};
 use crate::metrics::Metrics;
 
@@ -41,7 +40,7 @@ impl Default for KeySettings {
 #[derive(Clone)]
 pub enum KeyLookup {
     /// The key.
-    Found(Arc<DecodingKey>),
+    Found(Arc<VerifyingKey>),
     /// The tenant's current keys (refetched if allowed) do not include it.
     Unknown {
         /// How many keys the tenant publishes.

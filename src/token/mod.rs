@@ -13,6 +13,7 @@ pub mod jws;
 pub mod keys;
 pub mod reason;
 pub mod rules;
+pub mod signature;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,11 +46,12 @@ pub struct TeamspaceTokens {
     /// Added to 401 answers as `resource_metadata` (the MCP discovery hint).
     pub resource_metadata_url: Option<String>,
     decisions: decisions::Decisions,
+    counters: crate::metrics::TokenCounters,
 }
 
 impl TeamspaceTokens {
-    /// The token-check view of a configured teamspace stored as row `id`.
-    pub fn new(id: i64, config: &TeamspaceConfig) -> TeamspaceTokens {
+    /// The token-check view of a configured teamspace stored as row `id`, counted in `metrics`.
+    pub fn new(id: i64, config: &TeamspaceConfig, metrics: &Metrics) -> TeamspaceTokens {
         let authority = Authority::new(&config.authority_url, config.tenant_id);
         TeamspaceTokens {
             id,
@@ -63,6 +65,7 @@ impl TeamspaceTokens {
             authority,
             resource_metadata_url: config.resource_metadata_url.as_ref().map(|u| u.to_string()),
             decisions: decisions::Decisions::default(),
+            counters: metrics.token_counters(config.name.as_str()),
         }
     }
 }
@@ -103,9 +106,9 @@ pub struct AcceptedBody<'a> {
     /// The teamspace slug.
     pub teamspace: &'a str,
     /// `tid`.
-    pub tenant_id: String,
+    pub tenant_id: &'a str,
     /// `oid`.
-    pub oid: String,
+    pub oid: &'a str,
     /// The member's email.
     pub email: &'a str,
     /// The member's display name.
@@ -113,7 +116,7 @@ pub struct AcceptedBody<'a> {
     /// `scp`, split.
     pub scopes: &'a [String],
     /// `exp` as RFC 3339.
-    pub expires_at: String,
+    pub expires_at: &'a str,
 }
 
 impl Accepted {
@@ -121,12 +124,12 @@ impl Accepted {
     pub fn body<'a>(&'a self, teamspace: &'a str) -> AcceptedBody<'a> {
         AcceptedBody {
             teamspace,
-            tenant_id: self.token.tenant_id.to_string(),
-            oid: self.token.oid.to_string(),
+            tenant_id: &self.token.text.tenant_id,
+            oid: &self.token.text.oid,
             email: &self.member.record.email,
             display_name: self.member.record.display_name.as_deref(),
             scopes: &self.token.scopes,
-            expires_at: crate::clock::Millis(self.token.expires_at.saturating_mul(1000)).to_string(),
+            expires_at: &self.token.text.expires_at,
         }
     }
 }
@@ -137,7 +140,6 @@ pub struct TokenService {
     keys: Arc<KeyCache>,
     members: MemberLookup,
     clock: Clock,
-    metrics: Arc<Metrics>,
 }
 
 impl TokenService {
@@ -147,10 +149,9 @@ impl TokenService {
         keys: Arc<KeyCache>,
         members: MemberLookup,
         clock: Clock,
-        metrics: Arc<Metrics>,
     ) -> TokenService {
         let teamspaces = teamspaces.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect();
-        TokenService { teamspaces, keys, members, clock, metrics }
+        TokenService { teamspaces, keys, members, clock }
     }
 
     /// The check for every teamspace of `config` (stored as `ids`: slug → row id), with a
@@ -166,14 +167,14 @@ impl TokenService {
         let teamspaces: Vec<TeamspaceTokens> = config
             .teamspaces
             .iter()
-            .filter_map(|t| ids.get(t.name.as_str()).map(|id| TeamspaceTokens::new(*id, t)))
+            .filter_map(|t| ids.get(t.name.as_str()).map(|id| TeamspaceTokens::new(*id, t, &metrics)))
             .collect();
         // Plain http is configured only for loopback authorities; refuse it otherwise (redirects).
         let https_only = config.teamspaces.iter().all(|t| t.authority_url.scheme() == "https");
         let http = crate::outbound::client(authority::FETCH_TIMEOUT, https_only)?;
         let authorities: Vec<Authority> = teamspaces.iter().map(|t| t.authority.clone()).collect();
-        let keys = Arc::new(KeyCache::new(http, authorities, settings, clock.clone(), metrics.clone()));
-        Ok(TokenService::new(teamspaces, keys, members, clock, metrics))
+        let keys = Arc::new(KeyCache::new(http, authorities, settings, clock.clone(), metrics));
+        Ok(TokenService::new(teamspaces, keys, members, clock))
     }
 
     /// The teamspace called `name`.
