@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::{MaxRemovals, SourceName, TeamspaceName, TenantId};
 
-/// The default database: a SQLite file beside the working directory.
+/// The default database: a SQLite file beside the config file.
 pub const DEFAULT_DATABASE: &str = "sqlite://c7sync.db";
 /// Entra's public-cloud authority, for token issuers and the Graph token endpoint.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";

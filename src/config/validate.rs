@@ -106,13 +106,29 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         None => None,
     };
 
-    Ok(Config {
-        path: path.to_path_buf(),
-        database: raw.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
-        listen,
-        teamspaces,
-        delivery,
-    })
+    let database = raw.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    Ok(Config { path: path.to_path_buf(), database: beside_config(path, &database), listen, teamspaces, delivery })
+}
+
+/// A SQLite URL with a relative file path, made relative to the config file's folder: one rule
+/// for every relative path in the file (CSV paths follow it too), whatever the working
+/// directory. Other URLs (PostgreSQL, `sqlite::memory:`, absolute paths) are left as they are.
+fn beside_config(config: &Path, url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_owned();
+    };
+    let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+    let folder = config.parent().filter(|p| !p.as_os_str().is_empty());
+    match folder {
+        Some(folder) if !file.is_empty() && !file.starts_with(':') && Path::new(file).is_relative() => {
+            let joined = folder.join(file);
+            match query {
+                Some(query) => format!("sqlite://{}?{query}", joined.display()),
+                None => format!("sqlite://{}", joined.display()),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn teamspace(check: &Checker<'_>, index: usize, raw: RawTeamspace) -> Result<TeamspaceConfig, ConfigError> {
@@ -256,11 +272,26 @@ audience = "00000000-0000-0000-0000-000000000002"
     #[test]
     fn defaults_apply() {
         let config = parse(Path::new("c7sync.toml"), MINIMAL).unwrap();
-        assert_eq!(config.database, DEFAULT_DATABASE);
+        assert_eq!(config.database, DEFAULT_DATABASE, "beside a config in the working directory");
         assert_eq!(config.teamspaces[0].max_removals, MaxRemovals::Percent(20.0));
         assert_eq!(config.teamspaces[0].required_scope, "mcp.access");
         assert_eq!(config.teamspaces[0].authority_url.as_str(), "https://login.microsoftonline.com/");
         assert_eq!(config.teamspaces[0].resource_metadata_url, None);
+    }
+
+    #[test]
+    fn a_relative_database_follows_the_config_file() {
+        let at = |config: &str, text: &str| parse(Path::new(config), text).unwrap().database;
+        let with = |url: &str| format!("database = \"{url}\"\n{MINIMAL}");
+        assert_eq!(at("/etc/c7sync/c7sync.toml", MINIMAL), "sqlite:///etc/c7sync/c7sync.db");
+        assert_eq!(
+            at("/etc/c7sync/c7sync.toml", &with("sqlite://state/c7.db?mode=rwc")),
+            "sqlite:///etc/c7sync/state/c7.db?mode=rwc"
+        );
+        assert_eq!(at("/etc/c7sync/c7sync.toml", &with("sqlite:///var/lib/c7.db")), "sqlite:///var/lib/c7.db");
+        assert_eq!(at("/etc/c7sync/c7sync.toml", &with("sqlite::memory:")), "sqlite::memory:");
+        assert_eq!(at("/etc/c7sync/c7sync.toml", &with("postgres://c7@db/c7")), "postgres://c7@db/c7");
+        assert_eq!(at("c7sync.toml", MINIMAL), DEFAULT_DATABASE, "a config in the working directory");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         .map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let signals = Signals::install()?;
+    tracing::info!(database = %without_password(&config.database), config = %config.path.display(), "database opened");
     // Runs a previous instance (or a killed CLI) left running are failed before scheduling.
     reconciler.store().fail_abandoned_runs(crate::clock::Millis::now()).await?;
     let delivery = match &config.delivery {
@@ -161,6 +162,17 @@ async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metri
     Ok(ApiState::new(store.clone(), admin_token, teamspaces, members, tokens))
 }
 
+/// A database URL fit for the log: a password in it is replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// SIGTERM (systemd, Kubernetes) and SIGINT (Ctrl-C).
 struct Signals {
     #[cfg(unix)]
@@ -189,5 +201,14 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_database_urls_carry_no_password() {
+        assert_eq!(super::without_password("postgres://c7:s3cret@db:5432/c7"), "postgres://c7:***@db:5432/c7");
+        assert_eq!(super::without_password("sqlite:///var/lib/c7sync/c7sync.db"), "sqlite:///var/lib/c7sync/c7sync.db");
     }
 }

@@ -11,6 +11,9 @@ use crate::store::{SqlArg, SqlFilter};
 pub const MAX_FILTER_LEN: usize = 10_000;
 /// Deepest nesting of parentheses, `not` and value paths.
 pub const MAX_DEPTH: usize = 32;
+/// Most `and`/`or` a filter may combine: Entra sends one or two; a chain of hundreds nests as
+/// deep in SQL, where SQLite's expression-depth limit makes it a 500.
+pub const MAX_CONNECTIVES: usize = 100;
 
 /// An attribute path: `[urn:]name[.sub]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +208,7 @@ struct Parser {
     tokens: Vec<Token>,
     at: usize,
     depth: usize,
+    connectives: usize,
 }
 
 impl Parser {
@@ -222,6 +226,15 @@ impl Parser {
         matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
 
+    fn connective(&mut self) -> Result<(), ParseError> {
+        self.at += 1;
+        self.connectives += 1;
+        if self.connectives > MAX_CONNECTIVES {
+            return Err(ParseError(format!("the filter combines more than {MAX_CONNECTIVES} `and`/`or`")));
+        }
+        Ok(())
+    }
+
     fn deeper(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -233,7 +246,7 @@ impl Parser {
     fn or(&mut self) -> Result<Filter, ParseError> {
         let mut left = self.and()?;
         while self.keyword("or") {
-            self.at += 1;
+            self.connective()?;
             left = Filter::Or(Box::new(left), Box::new(self.and()?));
         }
         Ok(left)
@@ -242,7 +255,7 @@ impl Parser {
     fn and(&mut self) -> Result<Filter, ParseError> {
         let mut left = self.unary()?;
         while self.keyword("and") {
-            self.at += 1;
+            self.connective()?;
             left = Filter::And(Box::new(left), Box::new(self.unary()?));
         }
         Ok(left)
@@ -328,7 +341,7 @@ pub fn parse(text: &str) -> Result<Filter, ParseError> {
     if text.len() > MAX_FILTER_LEN {
         return Err(ParseError(format!("the filter is longer than {MAX_FILTER_LEN} bytes")));
     }
-    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0 };
+    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0, connectives: 0 };
     let filter = parser.or()?;
     match parser.peek() {
         None => Ok(filter),
@@ -341,7 +354,7 @@ pub fn parse_path(text: &str) -> Result<PatchPath, ParseError> {
     if text.len() > MAX_FILTER_LEN {
         return Err(ParseError(format!("the path is longer than {MAX_FILTER_LEN} bytes")));
     }
-    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0 };
+    let mut parser = Parser { tokens: tokenize(text)?, at: 0, depth: 0, connectives: 0 };
     let attr = match parser.next() {
         Some(Token::Word(word)) => attr_path(&word)?,
         _ => return Err(ParseError(format!("`{text}` is not an attribute path"))),
@@ -652,6 +665,10 @@ mod tests {
         let deep = format!("{}userName pr{}", "(".repeat(40), ")".repeat(40));
         assert!(parse(&deep).unwrap_err().0.contains("deeper"));
         assert!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+        let chain = |n: usize| vec!["id eq \"x\""; n + 1].join(" or ");
+        assert!(parse(&chain(MAX_CONNECTIVES)).is_ok());
+        let error = parse(&chain(MAX_CONNECTIVES + 1)).unwrap_err();
+        assert!(error.0.contains("more than 100 `and`/`or`"), "{error:?}");
     }
 
     #[test]

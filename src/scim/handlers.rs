@@ -64,22 +64,31 @@ pub(super) fn kind_of(rt: ResourceType) -> ResourceKind {
     }
 }
 
-/// Reads a JSON body: at most 1 MiB, a JSON media type, valid UTF-8 JSON, no attribute twice.
-async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value> {
+/// Reads a JSON body: at most 1 MiB, a JSON media type in UTF-8, valid JSON, no attribute twice.
+async fn read_json(tenant: &Tenant, headers: &HeaderMap, body: Body) -> Result<Value> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
-        let essence = text.split(';').next().unwrap_or_default().trim();
+        let mut parts = text.split(';');
+        let essence = parts.next().unwrap_or_default().trim();
         if !matches!(essence, "application/scim+json" | "application/json") {
             return Err(ScimError::unsupported_media_type(format!(
                 "Content-Type `{essence}`: send application/scim+json"
             )));
         }
+        // JSON is UTF-8 (RFC 8259 §8.1); a body declared in another charset would be misread.
+        let charset = parts.filter_map(|p| p.trim().strip_prefix("charset=")).map(|c| c.trim_matches('"')).next();
+        if let Some(other) = charset.filter(|c| !matches!(*c, "utf-8" | "utf8")) {
+            return Err(ScimError::unsupported_media_type(format!("charset `{other}`: send the body in UTF-8")));
+        }
     }
-    // The semaphore is never closed; if it were, parsing unthrottled beats failing.
-    let _permit = PARSING.acquire().await.ok();
+    // The body is read under the teamspace's own limit and arrives before a parsing permit is
+    // taken: a client that sends slowly holds up its own teamspace's reads, not the few
+    // permits every teamspace's writes share. Neither semaphore is ever closed.
+    let _reading = tenant.bodies.acquire().await.ok();
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
+    let _parsing = PARSING.acquire().await.ok();
     super::unique_keys::parse(&bytes).map_err(|e| {
         if e.is_data() {
             ScimError::invalid_syntax(e.to_string()) // a repeated attribute, named
@@ -234,7 +243,7 @@ async fn search(
 ) -> Response {
     respond(
         async {
-            let request: SearchRequest = serde_json::from_value(read_json(&headers, body).await?)
+            let request: SearchRequest = serde_json::from_value(read_json(&tenant, &headers, body).await?)
                 .map_err(|e| ScimError::invalid_syntax(format!("not a SearchRequest: {e}")))?;
             let attributes = (!request.attributes.is_empty()).then(|| request.attributes.join(","));
             let excluded = (!request.excluded_attributes.is_empty()).then(|| request.excluded_attributes.join(","));
@@ -330,14 +339,14 @@ async fn write_response(
                 ("delete", _) => Change::Delete,
                 (_, None) => Change::Delete,
                 ("patch", Some(body)) => {
-                    let value = read_json(&headers, body).await?;
+                    let value = read_json(&tenant, &headers, body).await?;
                     Change::Patch(
                         serde_json::from_value(value)
                             .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp request: {e}")))?,
                     )
                 }
-                ("create", Some(body)) => Change::Create(read_json(&headers, body).await?),
-                (_, Some(body)) => Change::Replace(read_json(&headers, body).await?),
+                ("create", Some(body)) => Change::Create(read_json(&tenant, &headers, body).await?),
+                (_, Some(body)) => Change::Replace(read_json(&tenant, &headers, body).await?),
             };
             write(&state, &tenant, rt, id, &headers, change, projection).await
         }

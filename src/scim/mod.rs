@@ -48,12 +48,28 @@ pub struct ScimState {
     tokens: Arc<Mutex<HashMap<i64, CachedCredential>>>,
     /// Each teamspace's write batcher.
     writers: writer::Writers,
+    /// Each teamspace's request bodies being read at once (see [`MAX_BODIES_READ`]).
+    bodies: Arc<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Request bodies one teamspace may have in flight at once: a token that sends slowly (or
+/// many large bodies) queues behind itself, never behind or in front of another teamspace.
+pub const MAX_BODIES_READ: usize = 4;
 
 impl ScimState {
     /// State for the SCIM routes.
     pub fn new(reconciler: Reconciler, policies: HashMap<String, Policy>) -> Self {
-        ScimState { reconciler, policies: Arc::new(policies), tokens: Arc::default(), writers: Arc::default() }
+        let bodies = policies
+            .keys()
+            .map(|teamspace| (teamspace.clone(), Arc::new(tokio::sync::Semaphore::new(MAX_BODIES_READ))))
+            .collect();
+        ScimState {
+            reconciler,
+            policies: Arc::new(policies),
+            tokens: Arc::default(),
+            writers: Arc::default(),
+            bodies: Arc::new(bodies),
+        }
     }
 
     async fn credential(&self, id: i64) -> Result<Option<TokenCredential>, ScimError> {
@@ -83,6 +99,8 @@ pub struct Tenant {
     pub policy: Policy,
     /// `http(s)://host/scim/v2`, for `meta.location`.
     pub base_url: String,
+    /// Its share of body reading.
+    pub bodies: Arc<tokio::sync::Semaphore>,
 }
 
 /// The `/scim/v2` routes (to be nested by the caller).
@@ -155,6 +173,9 @@ async fn authenticate(State(state): State<ScimState>, mut request: Request, next
         ))
         .into_response();
     };
+    let Some(bodies) = state.bodies.get(&credential.teamspace).cloned() else {
+        return ScimError::internal("no body slots for a teamspace with a policy").into_response();
+    };
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
     let scheme = request
         .headers()
@@ -168,6 +189,7 @@ async fn authenticate(State(state): State<ScimState>, mut request: Request, next
         teamspace: credential.teamspace,
         policy,
         base_url: format!("{scheme}://{host}/scim/v2"),
+        bodies,
     });
     next.run(request).await
 }

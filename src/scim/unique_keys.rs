@@ -2,31 +2,58 @@
 //! attribute names are case-insensitive (RFC 7643 §2.1), so `userName` and `USERNAME` are the
 //! same attribute; a plain JSON parse would silently keep one of the two, and which one a
 //! client meant cannot be known. One pass: the check is made while the value is built.
+//!
+//! The pass also counts values: a body of more than [`MAX_VALUES`] is refused while it is read,
+//! so a 1 MiB body of tiny values cannot cost a parse of tens of MB (half a million array
+//! elements took 31 MB each, and a burst of them stacked up in the allocator).
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// The body as JSON. A repeated attribute is a data error (`is_data()`) naming it; anything
-/// else wrong is serde_json's own syntax error.
+/// Most JSON values (scalars, arrays and objects) one body may hold: a PATCH adding 10,000
+/// group members is about 20,000.
+pub const MAX_VALUES: usize = 100_000;
+
+/// The body as JSON. A repeated attribute or too many values is a data error (`is_data()`)
+/// saying so; anything else wrong is serde_json's own syntax error.
 pub fn parse(body: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice::<Unique>(body).map(|unique| unique.0)
+    let budget = Cell::new(MAX_VALUES);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let Unique(value) = UniqueVisitor { budget: &budget }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// A JSON value whose objects have no repeated keys.
 struct Unique(Value);
 
-impl<'de> Deserialize<'de> for Unique {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(UniqueVisitor)
+/// Reads one value, spending one unit of the body's budget on it.
+#[derive(Clone, Copy)]
+struct UniqueVisitor<'b> {
+    budget: &'b Cell<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueVisitor<'_> {
+    type Value = Unique;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Unique, D::Error> {
+        match self.budget.get().checked_sub(1) {
+            Some(left) => self.budget.set(left),
+            None => {
+                return Err(de::Error::custom(format!(
+                    "a SCIM request body is one JSON object of at most {MAX_VALUES} values; this one holds more"
+                )))
+            }
+        }
+        deserializer.deserialize_any(self)
     }
 }
 
-struct UniqueVisitor;
-
-impl<'de> Visitor<'de> for UniqueVisitor {
+impl<'de> Visitor<'de> for UniqueVisitor<'_> {
     type Value = Unique;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -57,7 +84,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
         let mut items = Vec::new();
-        while let Some(Unique(item)) = seq.next_element()? {
+        while let Some(Unique(item)) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Unique(Value::Array(items)))
@@ -72,7 +99,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
                     "`{key}` appears twice in one object (attribute names are case-insensitive)"
                 )));
             }
-            let Unique(value) = map.next_value()?;
+            let Unique(value) = map.next_value_seed(self)?;
             object.insert(key, value);
         }
         Ok(Unique(Value::Object(object)))
@@ -98,5 +125,15 @@ mod tests {
         assert!(parse(br#"{"emails": [{"value": "x", "Value": "y"}]}"#).unwrap_err().is_data());
         assert!(parse(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_ok(), "the same key in two objects is fine");
         assert!(parse(b"not json").unwrap_err().is_syntax());
+        assert!(parse(b"{} {}").unwrap_err().is_syntax(), "one value only");
+    }
+
+    #[test]
+    fn bodies_of_too_many_values_are_refused_while_read() {
+        let array = |n: usize| format!("{{\"a\": [{}0]}}", "0,".repeat(n - 1));
+        // The object and the array count too.
+        assert!(parse(array(super::MAX_VALUES - 2).as_bytes()).is_ok());
+        let error = parse(array(super::MAX_VALUES - 1).as_bytes()).unwrap_err();
+        assert!(error.is_data() && error.to_string().contains("at most 100000 values"), "{error}");
     }
 }

@@ -154,13 +154,18 @@ impl KeyCache {
         }
     }
 
-    /// Fetches the keys of every tenant whose keys are missing or older than the refresh
-    /// interval (failed tenants wait for the retry interval). The daemon calls this on a timer.
+    /// Fetches the keys of every tenant the check has been asked about whose keys are missing
+    /// or older than the refresh interval (failed tenants wait for the retry interval). A
+    /// tenant never asked about is never fetched: a teamspace that does not use the token
+    /// check makes c7sync contact nobody. The daemon calls this on a timer.
     pub async fn refresh_due(&self) {
         let tenants: Vec<Arc<TenantKeys>> =
             self.tenants.read().map(|t| t.values().cloned().collect()).unwrap_or_default();
         for tenant in tenants {
             let mut state = tenant.fetching.lock().await;
+            if state.last_attempt.is_none() {
+                continue;
+            }
             let now = self.clock.now();
             let stale = tenant.current().is_none_or(|f| now.since(f.at) >= millis(self.settings.refresh_every));
             if stale && elapsed(state.last_attempt, now, self.settings.retry_failed_every) {

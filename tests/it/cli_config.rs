@@ -87,3 +87,21 @@ fn changing_the_tenant_of_a_teamspace_with_members_is_refused() {
     std::fs::write(project.path("c7sync.toml"), globex_moved).unwrap();
     project.run(&["teamspace", "list"]).expect(0);
 }
+
+#[test]
+fn relative_paths_in_the_config_follow_its_folder_not_the_working_directory() {
+    let project = Project::standard();
+    project.write("hr.csv", &format!("email,oid\nada@contoso.com,{ADA}\n"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = project.path("c7sync.toml");
+    let run = run_binary(elsewhere.path(), &["--config", config.to_str().unwrap(), "sync"], None);
+    run.expect(0);
+    assert!(project.path("c7sync.db").exists(), "the database is created beside the config");
+    assert!(!elsewhere.path().join("c7sync.db").exists(), "and not in the working directory");
+    let listed = run_binary(
+        elsewhere.path(),
+        &["--config", config.to_str().unwrap(), "members", "list", "--teamspace", "acme", "--format", "json"],
+        None,
+    );
+    assert_eq!(listed.expect(0).json()[0]["email"], "ada@contoso.com");
+}

@@ -133,6 +133,10 @@ fn unusable_files_are_usage_errors() {
     project.write("header.csv", "name,address\nx,y\n");
     let header = project.run(&["import", "header.csv", "--teamspace", "acme"]);
     assert!(header.expect(2).stderr.contains("found columns [name, address]"), "{}", header.stderr);
+    project.write("twice.csv", &format!("email,oid,OID\nada@contoso.com,{ADA},{}\n", oid(2)));
+    let twice = project.run(&["import", "twice.csv", "--teamspace", "acme"]);
+    assert!(twice.expect(2).stderr.contains("names column `OID` twice (columns 2 and 3)"), "{}", twice.stderr);
+    assert!(member_emails(&project, "acme").is_empty(), "nothing imported");
     project.write("empty.csv", "");
     assert!(project
         .run(&["import", "empty.csv", "--teamspace", "acme"])

@@ -66,6 +66,7 @@ async fn hostile_scim_requests_get_clear_4xx_and_memory_stays_bounded() {
         get("parentheses 40 deep", filter(&format!("{}{}{}", "(".repeat(40), eq(1), ")".repeat(40))), StatusCode::BAD_REQUEST, "deeper than 32"),
         get("`not` 200 deep", filter(&format!("{}{}{}", "not (".repeat(200), eq(1), ")".repeat(200))), StatusCode::BAD_REQUEST, "deeper than 32"),
         get("value paths nested", filter(&format!("{}type eq \"w\"{}", "emails[".repeat(50), "]".repeat(50))), StatusCode::BAD_REQUEST, "invalidFilter"),
+        get("999 `or` terms", filter(&vec!["a eq 1"; 999].join(" or ")), StatusCode::BAD_REQUEST, "more than 100 `and`/`or`"),
         get("a 20 KB filter", filter(&format!("userName eq \"{}\"", "x".repeat(20_000))), StatusCode::BAD_REQUEST, "longer than 10000 bytes"),
         get("invalid UTF-8 in the filter", "/Users?filter=userName%20eq%20%22%FF%FE%22".into(), StatusCode::BAD_REQUEST, "not UTF-8"),
         get("a filter that never ends", filter("userName eq \"unterminated"), StatusCode::BAD_REQUEST, "invalidFilter"),
@@ -83,6 +84,9 @@ async fn hostile_scim_requests_get_clear_4xx_and_memory_stays_bounded() {
         post("invalid UTF-8", "application/scim+json", vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'], StatusCode::BAD_REQUEST, "not valid JSON"),
         post("XML", "application/xml", b"<user/>".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/scim+json"),
         post("form data", "multipart/form-data; boundary=x", b"--x--".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/scim+json"),
+        post("a Latin-1 body", "application/scim+json; charset=iso-8859-1",
+             b"{\"userName\": \"j\xf6rg@contoso.com\", \"active\": true}".to_vec(),
+             StatusCode::UNSUPPORTED_MEDIA_TYPE, "charset `iso-8859-1`: send the body in UTF-8"),
         Case {
             what: "10,001 PATCH operations",
             method: reqwest::Method::PATCH,
@@ -154,4 +158,52 @@ async fn hostile_scim_requests_get_clear_4xx_and_memory_stays_bounded() {
     let panics: Vec<_> = daemon.logs().into_iter().filter(|l| l.to_string().contains("panicked")).collect();
     assert!(panics.is_empty(), "{panics:?}");
     eprintln!("hostile SCIM input: peak memory of c7sync serve {peak} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_bodies_from_one_teamspace_do_not_stall_another() {
+    use tokio::io::AsyncWriteExt;
+    let scim = "\n  [[teamspaces.sources]]\n  kind = \"scim\"\n";
+    let config = format!(
+        "database = \"sqlite://c7sync.db\"\n[[teamspaces]]\nname = \"acme\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{scim}\n[[teamspaces]]\nname = \"globex\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{scim}"
+    );
+    let project = Project::new(&config);
+    let acme = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
+    let globex = project.run(&["scim-token", "create", "--teamspace", "globex"]).expect(0).stdout.trim().to_owned();
+    let daemon = Daemon::start(project.dir.path(), &[], &[]).await;
+    // More slow writers than there are parsing permits (4), each with a body that never ends.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut socket = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+        let head = format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\nContent-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(socket);
+    }
+    let client = reqwest::Client::new();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        post_scim_user(&client, &daemon.url("/scim/v2/Users"), &globex, "bob@globex.com", uuid::Uuid::from_u128(7)),
+    )
+    .await;
+    let response = answered.expect("globex's POST waited behind acme's stalled bodies").unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scim_methods_cannot_mint_metric_labels() {
+    let project = acme_project("\n  [[teamspaces.sources]]\n  kind = \"scim\"\n");
+    let daemon = Daemon::start(project.dir.path(), &[], &[]).await;
+    let client = reqwest::Client::new();
+    for n in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}{}", "X".repeat(2_000)).as_bytes()).unwrap();
+        let response = client.request(method, daemon.url("/scim/v2/Users")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let metrics = client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("BREW"), "a client-chosen method became a label");
+    assert!(metrics.contains("c7sync_scim_requests_total{method=\"other\",status=\"401\"} 50"), "{metrics}");
+    assert!(metrics.len() < 20_000, "/metrics is {} bytes", metrics.len());
 }

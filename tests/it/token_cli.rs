@@ -181,13 +181,16 @@ async fn serve_checks_tokens_without_an_admin_token_and_never_logs_one() {
     fake.publish(TENANT_A, &key);
     let project = project(&fake).await;
     let mut daemon = Daemon::start(project.dir.path(), &[], &[("RUST_LOG", "debug")]).await;
-    daemon.wait_for_log(Duration::from_secs(10), |l| daemon_message(l) == "signing keys fetched").await;
+    assert_eq!(fake.discovery_fetches(TENANT_A), 0, "keys are fetched when first needed, not at start-up");
+    let opened = daemon.logged("database opened");
+    assert_eq!(opened[0]["fields"]["database"], "sqlite://c7sync.db", "serve says which database it opened");
     let client = reqwest::Client::new();
     let good = tenant_a_token(&fake, &key, &[]);
     let forged =
         SigningKey::new("key-a1", 1).sign(&access_token_claims(&fake.url(), TENANT_A, APP_A, ADA_OID, "mcp.access"));
     let url = daemon.url("/v1/teamspaces/acme/authorize");
     assert_eq!(client.get(&url).bearer_auth(&good).send().await.unwrap().status(), 200);
+    daemon.wait_for_log(Duration::from_secs(10), |l| daemon_message(l) == "signing keys fetched").await;
     assert_eq!(client.get(&url).bearer_auth(&forged).send().await.unwrap().status(), 401);
     // The admin API is off without C7SYNC_ADMIN_TOKEN, and says how to turn it on.
     let members = client.get(daemon.url("/v1/teamspaces/acme/members")).send().await.unwrap();

@@ -30,17 +30,34 @@ pub struct Columns {
     pub account_enabled: Option<(usize, String)>,
 }
 
-/// The header does not name the columns we need (exit 2).
+/// The header does not name the columns we need, or names one twice (exit 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unrecognised CSV header: found columns [{}]; expected `email` and `oid` (optional `display_name`, \
-     `tenant_id`), or an Entra \"Download users\" export with `userPrincipalName` or `mail`, and `objectId` or `id`",
-    shown(found)
-)]
-pub struct HeaderError {
-    /// The columns found, as written.
-    pub found: Vec<String>,
+pub enum HeaderError {
+    /// The columns we need are not there.
+    #[error(
+        "unrecognised CSV header: found columns [{}]; expected `email` and `oid` (optional `display_name`, \
+         `tenant_id`), or an Entra \"Download users\" export with `userPrincipalName` or `mail`, and `objectId` or `id`",
+        shown(found)
+    )]
+    Unrecognised {
+        /// The columns found, as written.
+        found: Vec<String>,
+    },
+    /// A column we read appears twice: which one is meant cannot be guessed.
+    #[error("CSV header names column `{name}` twice (columns {first} and {second}); remove one of them")]
+    Duplicate {
+        /// The second spelling, as written.
+        name: String,
+        /// 1-based positions.
+        first: usize,
+        /// 1-based positions.
+        second: usize,
+    },
 }
+
+/// Every column [`resolve`] reads, normalised.
+const READ: [&str; 9] =
+    ["email", "oid", "objectid", "id", "mail", "userprincipalname", "displayname", "tenantid", "accountenabled"];
 
 /// The found columns as the error shows them: a header that is really a binary file or one
 /// giant line must not become a giant message.
@@ -70,8 +87,13 @@ fn normalise(name: &str) -> String {
 /// Maps a header row (already trimmed) to column positions.
 pub fn resolve(header: &[String]) -> Result<Columns, HeaderError> {
     let names: Vec<String> = header.iter().map(|h| normalise(h)).collect();
+    for (second, name) in names.iter().enumerate().filter(|(_, n)| READ.contains(&n.as_str())) {
+        if let Some(first) = names[..second].iter().position(|n| n == name) {
+            return Err(HeaderError::Duplicate { name: header[second].clone(), first: first + 1, second: second + 1 });
+        }
+    }
     let find = |wanted: &str| names.iter().position(|n| n == wanted).map(|i| (i, header[i].clone()));
-    let missing = || HeaderError { found: header.to_vec() };
+    let missing = || HeaderError::Unrecognised { found: header.to_vec() };
 
     let email = find("email");
     let oid = find("oid");
@@ -133,6 +155,16 @@ mod tests {
         assert_eq!(columns.account_enabled.map(|a| a.0), Some(6));
         let labelled = resolve(&header(&["User principal name", "Object Id", "Display name"])).unwrap();
         assert_eq!(labelled.oid.0, 1);
+    }
+
+    #[test]
+    fn a_column_read_twice_is_refused_by_name() {
+        let error = resolve(&header(&["email", "oid", "OID"])).unwrap_err();
+        assert_eq!(error.to_string(), "CSV header names column `OID` twice (columns 2 and 3); remove one of them");
+        let spelled = resolve(&header(&["Object Id", "mail", "objectId"])).unwrap_err();
+        assert!(matches!(spelled, HeaderError::Duplicate { first: 1, second: 3, .. }), "{spelled}");
+        // Columns c7sync does not read may repeat (exports carry such columns).
+        assert!(resolve(&header(&["email", "oid", "notes", "Notes"])).is_ok());
     }
 
     #[test]
