@@ -14,8 +14,10 @@ use crate::daemon::{self, DaemonOptions};
 Runs every graph and csv source that has a `schedule`: once at start-up, then on its cron
 schedule (UTC unless the source sets `timezone`). A tick that finds its source still running is
 skipped. Serves SCIM 2.0 at /scim/v2 for teamspaces with a scim source (tokens: c7sync
-scim-token), the read API at /v1 when $C7SYNC_ADMIN_TOKEN is set, /metrics, /healthz (process
-up) and /readyz (database reachable). With [delivery], pushes member events to the webhook.
+scim-token); the token check for gateways at /v1/teamspaces/T/authorize (the developer's
+bearer token in, 200/401/403 out; no admin token needed); with $C7SYNC_ADMIN_TOKEN set, the rest
+of /v1 (member look-ups, RFC 7662 /v1/introspect, runs, events); /metrics, /healthz (process up)
+and /readyz (database reachable). With [delivery], pushes member events to the webhook.
 
 SIGTERM or SIGINT stops scheduling, lets runs in progress finish (up to --shutdown-grace), and
 exits 0. One log line per run (RUST_LOG=info is the default here); --log-format json for machines.

@@ -242,12 +242,19 @@ fn copy_path(rt: ResourceType, from: &Map<String, Value>, to: &mut Map<String, V
         }
         return;
     }
-    let Some((extension, name, _)) = locate(rt, path) else { return };
+    let Some((extension, _, _)) = locate(rt, path) else { return };
     let source = match extension {
         Some(urn) => from.get(urn).and_then(Value::as_object),
         None => Some(from),
     };
-    let Some(value) = source.and_then(|s| get_ci(&Value::Object(s.clone()), &name).cloned()) else { return };
+    // Copied under the name the resource has it by, whatever case the request spelled it in:
+    // `attributes=SCHEMAS` must not add a second `schemas`.
+    let Some((name, value)) = source
+        .and_then(|s| s.iter().find(|(key, _)| key.eq_ignore_ascii_case(&path.name)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+    else {
+        return;
+    };
     let value = match &path.sub {
         None => value,
         Some(sub) => match value {

@@ -55,7 +55,8 @@ impl TokenService {
             Verdict::Undecided { .. } => Err(None),
         };
         teamspace.counters.observe(outcome, started.elapsed().as_secs_f64());
-        if let Verdict::Refused { reason, detail } = &verdict {
+        // Only when it is logged: a flood of forged tokens should not cost a second decode.
+        if let (Verdict::Refused { reason, detail }, true) = (&verdict, tracing::enabled!(tracing::Level::DEBUG)) {
             // Debug formatting escapes control characters: the detail quotes the token's claims.
             let oid = jws::decode(token).ok().and_then(|j| rules::object_id(&j));
             tracing::debug!(teamspace = %teamspace.name, reason = reason.code(), ?detail, ?oid, "token refused");

@@ -506,3 +506,17 @@ async fn a_ten_thousand_member_group_patch_adds_and_removes_exactly() {
         sqlx::query_scalar("SELECT count(*) FROM scim_group_members").fetch_one(scim.db.store().pool()).await.unwrap();
     assert_eq!(indexed, 5_000);
 }
+
+#[tokio::test]
+async fn attributes_named_in_any_case_come_back_once_under_their_own_name() {
+    let scim = Scim::start(&[]).await;
+    let user = json!({"userName": "ada@contoso.com", "externalId": ADA_OID, "active": true, "displayName": "Ada"});
+    let (status, created, _) = scim.call(Some(&scim.acme_token), Method::POST, "/Users", Some(user)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/Users/{id}?attributes=ID,SCHEMAS,USERNAME,displayname");
+    let (status, projected, _) = scim.call(Some(&scim.acme_token), Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: std::collections::BTreeSet<&str> = projected.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["displayName", "id", "schemas", "userName"].into_iter().collect(), "{projected}");
+}

@@ -71,7 +71,8 @@ impl Setup {
     }
 }
 
-fn changed(mut claims: Value, changes: &[(&str, Value)]) -> Value {
+/// `claims` with `changes` made: a `null` removes the claim.
+pub fn changed(mut claims: Value, changes: &[(&str, Value)]) -> Value {
     for (name, value) in changes {
         if value.is_null() {
             claims.as_object_mut().unwrap().remove(*name);

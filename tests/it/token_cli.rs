@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::support::daemon::Daemon;
 use crate::support::fake_entra::{access_token_claims, FakeEntra, SigningKey};
 use crate::support::*;
-use crate::token_check::{two_tenants, ADA_OID, APP_A, TENANT_A};
+use crate::token_check::{changed, two_tenants, ADA_OID, APP_A, TENANT_A};
 
 /// A project configured with [`two_tenants`] and Ada provisioned in acme.
 async fn project(fake: &FakeEntra) -> Project {
@@ -33,11 +33,7 @@ async fn cli(project: &Project, args: &[&str], stdin: Option<String>) -> Run {
 }
 
 fn tenant_a_token(fake: &FakeEntra, key: &SigningKey, changes: &[(&str, Value)]) -> String {
-    let mut claims = access_token_claims(&fake.url(), TENANT_A, APP_A, ADA_OID, "mcp.access");
-    for (name, value) in changes {
-        claims[*name] = value.clone();
-    }
-    key.sign(&claims)
+    key.sign(&changed(access_token_claims(&fake.url(), TENANT_A, APP_A, ADA_OID, "mcp.access"), changes))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
