@@ -148,6 +148,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub struct IntrospectForm {
     token: Option<String>,
     teamspace: Option<String>,
+    // Accepted as RFC 7662 §2.1 allows, and not needed: only access tokens are introspected.
     #[allow(dead_code)]
     token_type_hint: Option<String>,
 }
