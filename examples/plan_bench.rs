@@ -40,7 +40,7 @@ fn main() {
             DesiredClaim {
                 oid: oid(n),
                 email: address.parse().expect("valid email"),
-                display_name: Some(format!("Developer {n}").into()),
+                display_name: format!("Developer {n}").parse().ok(),
             }
         })
         .collect();

@@ -104,7 +104,7 @@ pub struct Email(Box<str>);
 
 /// An email failed the "looks like an address" check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an email address")]
+#[error("`{}` is not an email address", crate::log::escape_controls(.0))]
 pub struct InvalidEmail(pub String);
 
 impl Email {
@@ -141,6 +141,67 @@ impl FromStr for Email {
         } else {
             Err(bad())
         }
+    }
+}
+
+/// A member's display name as a source gave it: trimmed, never empty, no control characters
+/// (a newline, NUL or ESC in a name would reach tables, CSV exports and terminals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(Box<str>);
+
+/// A display name failed its check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDisplayName {
+    /// Nothing but spaces.
+    #[error("the display name is empty")]
+    Empty,
+    /// A control character, escaped in the message.
+    #[error("the display name `{0}` contains a control character (newline, tab, NUL, ESC, …)")]
+    Control(String),
+}
+
+impl DisplayName {
+    /// The name. Names stored before control characters were refused are passed as read.
+    pub(crate) fn from_stored(text: String) -> Self {
+        DisplayName(text.into())
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` as an optional name: blank means "the source does not say".
+    pub fn optional(text: Option<&str>) -> Result<Option<DisplayName>, InvalidDisplayName> {
+        text.map(str::trim).filter(|t| !t.is_empty()).map(str::parse).transpose()
+    }
+}
+
+impl std::ops::Deref for DisplayName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for DisplayName {
+    type Err = InvalidDisplayName;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidDisplayName::Empty);
+        }
+        if trimmed.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+            return Err(InvalidDisplayName::Control(crate::log::escape_controls(trimmed).into_owned()));
+        }
+        Ok(DisplayName(trimmed.into()))
     }
 }
 

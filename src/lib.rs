@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod domain;
 pub mod http;
+pub mod log;
 pub mod lookup;
 pub mod metrics;
 pub mod outbound;

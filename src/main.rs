@@ -17,7 +17,7 @@ fn init_tracing(format: LogFormat, default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Text => builder.with_target(false).fmt_fields(c7sync::log::text_fields()).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::domain::{Oid, RunId, SourceName};
+use crate::domain::{DisplayName, Oid, RunId, SourceName};
 use crate::plan::guard::{self, GuardInput};
 use crate::plan::{snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
 use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
@@ -356,7 +356,7 @@ impl Reconciler {
                 Ok(Delta::Upsert(DesiredClaim {
                     oid: change.oid,
                     email: change.email.parse().map_err(|e| StoreError::corrupt("planned_changes.email", e))?,
-                    display_name: change.display_name.map(Into::into),
+                    display_name: change.display_name.map(DisplayName::from_stored),
                 }))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -72,12 +72,23 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(crate::scim::RETRY_AFTER_S));
+        }
         response
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
+        if error.is_transient() {
+            tracing::warn!(%error, "API request refused: database unavailable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry later",
+            );
+        }
         tracing::error!(%error, "API request failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the c7sync log")
     }

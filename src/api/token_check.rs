@@ -156,7 +156,10 @@ pub struct IntrospectForm {
 /// `POST /v1/introspect`.
 pub async fn introspect(State(state): State<ApiState>, form: Result<Form<IntrospectForm>, FormRejection>) -> Response {
     let result = async {
-        let Form(form) = form.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        let Form(form) = form.map_err(|e| match crate::http::deadline::BodyTimeout::cause_of(&e) {
+            Some(timeout) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", timeout.to_string()),
+            None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+        })?;
         let token = form.token.filter(|t| !t.is_empty()).ok_or_else(|| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the form needs a `token` field (RFC 7662 §2.1)")
         })?;

@@ -1,6 +1,6 @@
 //! `c7sync import FILE`: a one-off CSV import, validated whole before anything is written.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -100,19 +100,20 @@ fn read_input(args: &ImportArgs, tenant: crate::domain::TenantId) -> anyhow::Res
     if let Some(bar) = progress.clone() {
         options.on_progress = Some(Box::new(move |rows| bar.set_position(rows)));
     }
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let result = if args.file.as_os_str() == "-" {
+        csv::read(std::io::stdin().lock(), options)
     } else {
         let file = std::fs::File::open(&args.file)
             .map_err(|e| UsageError(format!("cannot open {}: {e}", args.file.display())))?;
-        Box::new(file)
+        csv::read_file(file, &args.file, options)
     };
-    let result = csv::read(input, options);
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     result.map_err(|error| match error {
-        CsvError::Io(_) | CsvError::Parse(_) => anyhow::Error::new(error).context(args.file.display().to_string()),
+        CsvError::Io(_) | CsvError::Parse(_) | CsvError::ChangedWhileRead(_) => {
+            anyhow::Error::new(error).context(args.file.display().to_string())
+        }
         usage => UsageError(format!("{}: {usage}", args.file.display())).into(),
     })
 }

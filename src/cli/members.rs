@@ -5,9 +5,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{cell, print_json, table};
 use super::{Context, Exit, UsageError};
-use crate::domain::{Email, Oid, SourceKind, SourceName};
+use crate::domain::{DisplayName, Email, Oid, SourceKind, SourceName};
 use crate::plan::{Delta, Desired, DesiredClaim};
 use crate::reconcile::RunRequest;
+use crate::source::csv::formula;
 
 #[derive(Debug, Subcommand)]
 pub enum MembersCommand {
@@ -83,7 +84,8 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
                 let oid = m.oid.to_string();
                 let sources = m.sources.join(" ");
                 let name = m.display_name.as_deref().unwrap_or("");
-                writer.write_record([m.tenant_id.as_str(), &oid, &m.email, name, &m.role, &sources])?;
+                let (email, name) = (formula::neutralise(&m.email), formula::neutralise(name));
+                writer.write_record([m.tenant_id.as_str(), &oid, &email, &name, &m.role, &sources])?;
             }
             writer.flush()?;
         }
@@ -116,7 +118,7 @@ async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {
     context.config.teamspace(&args.teamspace)?;
     let oid = parse_oid(&args.oid)?;
     let email: Email = args.email.parse().map_err(|e| UsageError(format!("--email: {e}")))?;
-    let display_name = args.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(Into::into);
+    let display_name = DisplayName::optional(args.name.as_deref()).map_err(|e| UsageError(format!("--name: {e}")))?;
     let delta = Delta::Upsert(DesiredClaim { oid, email, display_name });
     let report = context.reconciler.run(&manual_request(&args.teamspace), Desired::Deltas(vec![delta])).await?;
     let c = report.counts;

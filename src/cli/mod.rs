@@ -234,6 +234,9 @@ fn classify(error: &anyhow::Error) -> Exit {
         if cause.is::<ConfigError>() || cause.is::<UsageError>() {
             return Exit::Usage;
         }
+        if let Some(crate::daemon::DaemonError::NotWritable { .. }) = cause.downcast_ref() {
+            return Exit::Usage;
+        }
         if let Some(StoreError::NotFound(_)) = cause.downcast_ref::<StoreError>() {
             return Exit::Usage;
         }

@@ -36,7 +36,9 @@ pub fn table<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [
     let mut table = Table::new();
     table.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
     for row in rows {
-        table.add_row(row);
+        // A stored value may predate the refusal of control characters; the terminal must
+        // never receive one raw.
+        table.add_row(row.map(|cell| crate::log::escape_controls(&cell).into_owned()));
     }
     // The preset pads each cell by one space; trim the left edge so output starts at column 0.
     table.lines().map(|l| l.strip_prefix(' ').unwrap_or(&l).trim_end().to_owned()).collect::<Vec<_>>().join("\n")
@@ -156,5 +158,13 @@ mod tests {
         let column = lines[0].find("LONGER").unwrap();
         assert_eq!(lines[1].find('y'), Some(column));
         assert_eq!(lines[2].find('z'), Some(column));
+    }
+
+    #[test]
+    fn control_characters_in_cells_reach_the_terminal_escaped() {
+        // A name stored before controls were refused: a newline, a screen clear, a NUL.
+        let text = table(["NAME"], [["Eve\n\u{1b}[2J\u{0}".to_owned()]]);
+        assert_eq!(text.lines().count(), 2, "{text:?}");
+        assert!(text.ends_with(r"Eve\u{a}\u{1b}[2J\u{0}"), "{text:?}");
     }
 }

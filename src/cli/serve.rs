@@ -16,8 +16,13 @@ schedule (UTC unless the source sets `timezone`). A tick that finds its source s
 skipped. Serves SCIM 2.0 at /scim/v2 for teamspaces with a scim source (tokens: c7sync
 scim-token); the token check for gateways at /v1/teamspaces/T/authorize (the developer's
 bearer token in, 200/401/403 out; no admin token needed); with $C7SYNC_ADMIN_TOKEN set, the rest
-of /v1 (member look-ups, RFC 7662 /v1/introspect, runs, events); /metrics, /healthz (process up)
-and /readyz (database reachable). With [delivery], pushes member events to the webhook.
+of /v1 (member look-ups, RFC 7662 /v1/introspect, runs, events); /metrics (behind
+$C7SYNC_METRICS_TOKEN when set), /healthz (process up) and /readyz (database reachable and taking
+writes). With [delivery], pushes member events to the webhook.
+
+At most [server] max_connections (900) connections at once; a connection that sends no request
+for 10 s is closed, a body that stalls for 10 s is answered 408. Exits 2 at start if the
+database cannot be written.
 
 SIGTERM or SIGINT stops scheduling, lets runs in progress finish (up to --shutdown-grace), and
 exits 0. One log line per run (RUST_LOG=info is the default here); --log-format json for machines.
@@ -36,8 +41,9 @@ pub struct ServeArgs {
 
 pub async fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<Exit> {
     let options = DaemonOptions {
-        listen: args.listen.unwrap_or(context.config.listen),
+        listen: args.listen.unwrap_or(context.config.server.listen),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_connections: context.config.server.max_connections,
     };
     daemon::serve(&context.config, context.reconciler.clone(), options).await?;
     Ok(Exit::Success)

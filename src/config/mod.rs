@@ -60,7 +60,7 @@ pub struct Config {
     /// sqlx database URL after env and flag overrides.
     pub database: String,
     /// `[server]`.
-    pub listen: SocketAddr,
+    pub server: ServerConfig,
     /// `[[teamspaces]]`, in file order, names unique.
     pub teamspaces: Vec<TeamspaceConfig>,
     /// `[delivery]`.
@@ -185,6 +185,22 @@ pub struct DeliveryConfig {
     /// Name of the environment variable holding the HMAC key.
     pub signing_secret_env: String,
 }
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where `serve` listens.
+    pub listen: SocketAddr,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// The URL clients reach c7sync at (scheme, host, optional path prefix), for SCIM
+    /// `meta.location`. Without it the request's `Host` is used.
+    pub public_url: Option<url::Url>,
+}
+
+/// The default `[server] max_connections`: under the 1,024 descriptors a process often gets,
+/// with room left for the database, logs and outbound calls.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 900;
 
 /// Where to look for the file, in order: `--config`, `$C7SYNC_CONFIG`, `./c7sync.toml`.
 pub fn locate(flag: Option<&Path>) -> PathBuf {

@@ -19,6 +19,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
+    pub max_connections: Option<usize>,
+    pub public_url: Option<String>,
 }
 
 /// `[[teamspaces]]`.

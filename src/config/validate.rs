@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::raw::{CountOrText, RawConfig, RawSource, RawTeamspace};
+use super::raw::{CountOrText, RawConfig, RawServer, RawSource, RawTeamspace};
 use super::*;
 use crate::domain::{MaxRemovals, SourceKind, SourceName, TeamspaceName};
 
@@ -78,12 +78,32 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
-    let check = Checker { path };
-    let listen_text = raw.server.and_then(|s| s.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+fn server(check: &Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawServer { listen: None, max_connections: None, public_url: None });
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
         check.invalid("server.listen", format!("`{listen_text}` is not an address like 127.0.0.1:8787"))
     })?;
+    let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        return Err(check.invalid("server.max_connections", "must be at least 1"));
+    }
+    let public_url = match raw.public_url {
+        None => None,
+        Some(text) => {
+            let url = check.url("server.public_url", &text)?;
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(check.invalid("server.public_url", format!("`{text}`: no query or fragment")));
+            }
+            Some(url)
+        }
+    };
+    Ok(ServerConfig { listen, max_connections, public_url })
+}
+
+pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let check = Checker { path };
+    let server = server(&check, raw.server)?;
 
     let mut names = HashSet::new();
     let mut teamspaces = Vec::with_capacity(raw.teamspaces.len());
@@ -107,7 +127,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     };
 
     let database = raw.database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-    Ok(Config { path: path.to_path_buf(), database: beside_config(path, &database), listen, teamspaces, delivery })
+    Ok(Config { path: path.to_path_buf(), database: beside_config(path, &database), server, teamspaces, delivery })
 }
 
 /// A SQLite URL with a relative file path, made relative to the config file's folder: one rule

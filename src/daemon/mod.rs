@@ -33,6 +33,8 @@ pub struct DaemonOptions {
     pub listen: SocketAddr,
     /// How long runs in progress may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 /// Why the daemon could not start.
@@ -55,6 +57,14 @@ pub enum DaemonError {
     /// The HTTP client for key fetches could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// The database does not take writes (read-only file or folder, full disk).
+    #[error("database {database} does not take writes: {reason}")]
+    NotWritable {
+        /// The database, without its password.
+        database: String,
+        /// What SQLite said.
+        reason: String,
+    },
     /// The store could not be read at start-up.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -68,6 +78,14 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
     let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let signals = Signals::install()?;
     tracing::info!(database = %without_password(&config.database), config = %config.path.display(), "database opened");
+    // A database this process cannot write is refused now, not answered with 500 per write.
+    match reconciler.store().check_writable(crate::clock::Millis::now()).await {
+        Err(crate::store::StoreError::Unavailable(reason)) => {
+            return Err(DaemonError::NotWritable { database: without_password(&config.database), reason })
+        }
+        Err(crate::store::StoreError::Busy(_)) => {} // another process is writing: writable
+        other => other?,
+    }
     // Runs a previous instance (or a killed CLI) left running are failed before scheduling.
     reconciler.store().fail_abandoned_runs(crate::clock::Millis::now()).await?;
     let delivery = match &config.delivery {
@@ -95,12 +113,15 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
             })
         })
         .collect();
-    let scim = ScimState::new(reconciler.clone(), policies);
-    let app = router(AppState { store: reconciler.store().clone(), metrics: metrics.clone() }, scim, Some(api));
-    let http = tokio::spawn({
-        let stop = http_shutdown.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
-    });
+    let scim = ScimState::new(reconciler.clone(), policies).with_public_url(config.server.public_url.as_ref());
+    let metrics_token = std::env::var("C7SYNC_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
+    if metrics_token.is_none() {
+        tracing::info!("C7SYNC_METRICS_TOKEN is not set: /metrics is open to whoever reaches the port");
+    }
+    let state = AppState::new(reconciler.store().clone(), metrics.clone()).with_metrics_token(metrics_token.as_deref());
+    let app = router(state, scim, Some(api));
+    let http =
+        tokio::spawn(crate::http::listener::serve(listener, app, options.max_connections, http_shutdown.clone()));
     tracing::info!(%address, "listening");
 
     let runs = TaskTracker::new();
@@ -122,11 +143,8 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         );
     }
     http_shutdown.cancel();
-    match tokio::time::timeout(Duration::from_secs(5), http).await {
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP server stopped with an error"),
-        Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing them"),
-        _ => {}
-    }
+    // The listener drains open requests for a bounded time itself.
+    let _ = http.await;
     tracing::info!("stopped");
     Ok(())
 }

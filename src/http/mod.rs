@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::scim::ScimState;
 use crate::store::Store;
 
+pub mod deadline;
+pub mod listener;
+
 /// A readiness probe that takes longer than this counts as a failure.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -26,6 +29,22 @@ pub struct AppState {
     pub store: Store,
     /// This process's metrics.
     pub metrics: Arc<Metrics>,
+    /// SHA-256 of the bearer token `/metrics` requires (`$C7SYNC_METRICS_TOKEN`); without one
+    /// it is open, and shows teamspace names and counts to whoever reaches the port.
+    metrics_token: Option<Arc<[u8]>>,
+}
+
+impl AppState {
+    /// State with an open `/metrics`.
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        AppState { store, metrics, metrics_token: None }
+    }
+
+    /// `/metrics` answers only a request bearing `token`.
+    pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
+        self.metrics_token = token.map(|t| crate::scim::token::hash(t).into());
+        self
+    }
 }
 
 /// Every route the daemon serves; `/v1` only when `api` is given.
@@ -40,7 +59,7 @@ pub fn router(state: AppState, scim: ScimState, api: Option<ApiState>) -> Router
     if let Some(api) = api {
         router = router.nest("/v1", crate::api::router(api));
     }
-    router
+    router.layer(middleware::from_fn(deadline::apply))
 }
 
 /// Counts SCIM requests by method and status, with their latency.
@@ -52,7 +71,19 @@ async fn observe_scim(State(metrics): State<Arc<Metrics>>, request: Request, nex
     response
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
+        let valid: bool =
+            presented.is_some_and(|t| subtle::ConstantTimeEq::ct_eq(&crate::scim::token::hash(t)[..], expected).into());
+        if !valid {
+            let body = Json(serde_json::json!({ "error": "a bearer token ($C7SYNC_METRICS_TOKEN) is required" }));
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+    }
     match state.metrics.render(&state.store).await {
         Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
             .into_response(),
@@ -65,7 +96,7 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.readiness(crate::clock::Millis::now())).await {
         Ok(Ok(())) => Json(serde_json::json!({ "status": "ready" })).into_response(),
         Ok(Err(error)) => not_ready(error.to_string()),
         Err(_) => not_ready(format!("the database did not answer within {} s", READY_TIMEOUT.as_secs())),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::domain::{fingerprint, Email, Oid, SourceKind};
+use crate::domain::{fingerprint, DisplayName, Email, Oid, SourceKind};
 
 /// The store's key for a source row. Opaque to the planner beyond equality and precedence.
 pub type SourceKey = i64;
@@ -21,7 +21,7 @@ pub struct DesiredClaim {
     /// The address the source gives.
     pub email: Email,
     /// `None` means the source does not say; an existing name is then kept.
-    pub display_name: Option<Box<str>>,
+    pub display_name: Option<DisplayName>,
 }
 
 /// One instruction from a delta source (SCIM, CSV `merge`, manual).
@@ -65,7 +65,7 @@ pub struct Attributes {
     /// Email.
     pub email: Email,
     /// Display name.
-    pub display_name: Option<Box<str>>,
+    pub display_name: Option<DisplayName>,
 }
 
 /// Who is planning, and how sources rank against each other for attributes.

@@ -119,12 +119,32 @@ impl ScimError {
         tracing::warn!(error = %detail, "SCIM request refused: database busy");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, None, "the database is busy; retry")
     }
+
+    /// 503: the database cannot take the request for now (disk full, read-only, gone).
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "SCIM request refused: database unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, None, "the database is unavailable; retry later")
+    }
+
+    /// 503: this request must wait for a share of the server that did not come free in time.
+    pub fn overloaded(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, None, detail)
+    }
+
+    /// 408: the client stopped sending the body.
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, None, detail)
+    }
 }
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_S: u64 = 5;
 
 impl From<crate::store::StoreError> for ScimError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
             crate::store::StoreError::Busy(e) => ScimError::busy(e),
+            crate::store::StoreError::Unavailable(why) => ScimError::unavailable(why),
             other => ScimError::internal(other),
         }
     }
@@ -154,6 +174,9 @@ impl IntoResponse for ScimError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"c7sync\""));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
         }
         response
     }

@@ -84,10 +84,14 @@ async fn read_json(tenant: &Tenant, headers: &HeaderMap, body: Body) -> Result<V
     // The body is read under the teamspace's own limit and arrives before a parsing permit is
     // taken: a client that sends slowly holds up its own teamspace's reads, not the few
     // permits every teamspace's writes share. Neither semaphore is ever closed.
-    let _reading = tenant.bodies.acquire().await.ok();
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
+    let _reading = tenant.limits.bodies.acquire().await.ok();
+    let bytes =
+        axum::body::to_bytes(body, MAX_BODY).await.map_err(
+            |error| match crate::http::deadline::BodyTimeout::cause_of(&error) {
+                Some(timeout) => ScimError::request_timeout(timeout.to_string()),
+                None => ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")),
+            },
+        )?;
     let _parsing = PARSING.acquire().await.ok();
     super::unique_keys::parse(&bytes).map_err(|e| {
         if e.is_data() {
@@ -197,23 +201,58 @@ async fn matching(
             let rendered: Vec<Value> = rows.iter().map(|r| render(rt, r, &tenant.base_url)).collect::<Result<_>>()?;
             (total, rendered)
         }
-        (Some(filter), None) => {
-            // Attributes Entra never filters on: evaluate against every resource, exactly.
-            let (_, rows) = store.scim_query(tenant.teamspace_id, kind, None, 0, i64::MAX).await?;
-            let mut matching = Vec::new();
-            for row in &rows {
-                let resource = render(rt, row, &tenant.base_url)?;
-                if filter::matches(filter, &resource, Scope::Resource(rt)) {
-                    matching.push(resource);
-                }
-            }
-            let total = matching.len() as i64;
-            (total, matching.into_iter().skip((start - 1) as usize).take(count as usize).collect())
-        }
+        (Some(filter), None) => scan(state, tenant, rt, filter, start - 1, count).await?,
     };
     let resources: Vec<Value> = page.into_iter().map(|r| project(rt, r, &attributes, &excluded)).collect();
     Ok((total, resources))
 }
+
+/// A filter on attributes Entra never filters on, evaluated exactly against every resource
+/// of the teamspace: read in chunks, keeping only the requested page, one such scan per
+/// teamspace at a time (see [`super::MAX_SCANS`]).
+async fn scan(
+    state: &ScimState,
+    tenant: &Tenant,
+    rt: ResourceType,
+    filter: &filter::Filter,
+    skip: i64,
+    count: i64,
+) -> Result<(i64, Vec<Value>)> {
+    let _turn = tokio::time::timeout(SCAN_WAIT, tenant.limits.scans.acquire())
+        .await
+        .map_err(|_| {
+            ScimError::overloaded(format!(
+                "other searches on attributes without an index are still running for this teamspace after {} s; \
+                 retry, or filter on userName, externalId, id or displayName",
+                SCAN_WAIT.as_secs()
+            ))
+        })?
+        .ok();
+    let store = state.reconciler.store();
+    let (mut total, mut page, mut after) = (0i64, Vec::new(), 0i64);
+    loop {
+        let chunk = store.scim_chunk(tenant.teamspace_id, kind_of(rt), after, SCAN_CHUNK).await?;
+        for (_, row) in &chunk {
+            let resource = render(rt, row, &tenant.base_url)?;
+            if filter::matches(filter, &resource, Scope::Resource(rt)) {
+                if total >= skip && (page.len() as i64) < count {
+                    page.push(resource);
+                }
+                total += 1;
+            }
+        }
+        match chunk.last() {
+            Some((seq, _)) if chunk.len() as i64 == SCAN_CHUNK => after = *seq,
+            _ => return Ok((total, page)),
+        }
+    }
+}
+
+/// Resources read per query of a scan.
+const SCAN_CHUNK: i64 = 500;
+
+/// How long a scan waits for its teamspace's turn before it is refused with 503.
+const SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn list_get(state: ScimState, tenant: Tenant, rt: ResourceType, query: ListQuery) -> Response {
     respond(
@@ -257,13 +296,18 @@ async fn search(
             if let Some(rt) = rt {
                 return list(&state, &tenant, rt, params).await;
             }
-            // Across resource types: Users, then Groups, paged as one list.
+            // Across resource types: Users, then Groups, paged as one list. The page is cut
+            // from each type's own paging, so a start past the first 1,000 Users still lands.
             let start = params.start_index.unwrap_or(1).max(1);
             let count = params.count.unwrap_or(MAX_RESULTS).clamp(0, MAX_RESULTS);
-            let every = ListParams { start_index: Some(1), count: Some(MAX_RESULTS), ..params };
-            let (users_total, users) = matching(&state, &tenant, USERS, &every).await?;
-            let (groups_total, groups) = matching(&state, &tenant, GROUPS, &every).await?;
-            let page = users.into_iter().chain(groups).skip((start - 1) as usize).take(count as usize).collect();
+            let (users_total, mut page) = matching(&state, &tenant, USERS, &params).await?;
+            let groups = ListParams {
+                start_index: Some((start - users_total).max(1)),
+                count: Some(count - page.len() as i64),
+                ..params
+            };
+            let (groups_total, groups) = matching(&state, &tenant, GROUPS, &groups).await?;
+            page.extend(groups);
             Ok(list_response(users_total + groups_total, start, page))
         }
         .await,

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use error::{ScimError, SCIM_JSON};
+pub use error::{ScimError, RETRY_AFTER_S, SCIM_JSON};
 
 use crate::reconcile::Reconciler;
 use crate::store::TokenCredential;
@@ -48,28 +48,83 @@ pub struct ScimState {
     tokens: Arc<Mutex<HashMap<i64, CachedCredential>>>,
     /// Each teamspace's write batcher.
     writers: writer::Writers,
-    /// Each teamspace's request bodies being read at once (see [`MAX_BODIES_READ`]).
-    bodies: Arc<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Each teamspace's share of the server.
+    limits: Arc<HashMap<String, TeamspaceLimits>>,
+    /// When each token's use was last recorded.
+    touched: Arc<Mutex<HashMap<i64, Instant>>>,
+    /// `[server] public_url`, for `meta.location`.
+    public_url: Option<Arc<str>>,
 }
 
 /// Request bodies one teamspace may have in flight at once: a token that sends slowly (or
 /// many large bodies) queues behind itself, never behind or in front of another teamspace.
 pub const MAX_BODIES_READ: usize = 4;
 
+/// Searches on attributes with no index (each reads every resource of the teamspace) that
+/// one teamspace may run at once. More wait their turn, so one tenant's report cannot take
+/// every database connection and CPU from the others' look-ups.
+pub const MAX_SCANS: usize = 1;
+
+/// A token's "last used" is written at most this often: coarse, and no write per request.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// One teamspace's share of the server: its own queues for body reads and full scans.
+#[derive(Debug, Clone)]
+pub struct TeamspaceLimits {
+    /// Body reads in flight (see [`MAX_BODIES_READ`]).
+    pub bodies: Arc<tokio::sync::Semaphore>,
+    /// Unindexed searches in flight (see [`MAX_SCANS`]).
+    pub scans: Arc<tokio::sync::Semaphore>,
+}
+
+impl TeamspaceLimits {
+    fn new() -> Self {
+        TeamspaceLimits {
+            bodies: Arc::new(tokio::sync::Semaphore::new(MAX_BODIES_READ)),
+            scans: Arc::new(tokio::sync::Semaphore::new(MAX_SCANS)),
+        }
+    }
+}
+
 impl ScimState {
     /// State for the SCIM routes.
     pub fn new(reconciler: Reconciler, policies: HashMap<String, Policy>) -> Self {
-        let bodies = policies
-            .keys()
-            .map(|teamspace| (teamspace.clone(), Arc::new(tokio::sync::Semaphore::new(MAX_BODIES_READ))))
-            .collect();
+        let limits = policies.keys().map(|teamspace| (teamspace.clone(), TeamspaceLimits::new())).collect();
         ScimState {
             reconciler,
             policies: Arc::new(policies),
             tokens: Arc::default(),
             writers: Arc::default(),
-            bodies: Arc::new(bodies),
+            limits: Arc::new(limits),
+            touched: Arc::default(),
+            public_url: None,
         }
+    }
+
+    /// Resource locations under `url` (`[server] public_url`) instead of the request's `Host`,
+    /// which a client chooses.
+    pub fn with_public_url(mut self, url: Option<&url::Url>) -> Self {
+        self.public_url = url.map(|u| format!("{}/scim/v2", u.as_str().trim_end_matches('/')).into());
+        self
+    }
+
+    /// Records that token `id` was used, at most once per [`TOUCH_EVERY`], off the request's
+    /// path; a failed write is only logged (it is a hint for rotation, not a record).
+    fn touch(&self, id: i64) {
+        let Ok(mut touched) = self.touched.lock() else { return };
+        if touched.get(&id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
+            return;
+        }
+        touched.insert(id, Instant::now());
+        let store = self.reconciler.store().clone();
+        tokio::spawn(async move {
+            let now = crate::clock::Millis::now();
+            // To the minute, as `scim-token list` promises: finer would only suggest precision.
+            let minute = crate::clock::Millis(now.0 - now.0.rem_euclid(60_000));
+            if let Err(error) = store.touch_scim_token(id, minute).await {
+                tracing::debug!(%error, token_id = id, "could not record that a SCIM token was used");
+            }
+        });
     }
 
     async fn credential(&self, id: i64) -> Result<Option<TokenCredential>, ScimError> {
@@ -99,8 +154,8 @@ pub struct Tenant {
     pub policy: Policy,
     /// `http(s)://host/scim/v2`, for `meta.location`.
     pub base_url: String,
-    /// Its share of body reading.
-    pub bodies: Arc<tokio::sync::Semaphore>,
+    /// Its share of the server.
+    pub limits: TeamspaceLimits,
 }
 
 /// The `/scim/v2` routes (to be nested by the caller).
@@ -173,23 +228,30 @@ async fn authenticate(State(state): State<ScimState>, mut request: Request, next
         ))
         .into_response();
     };
-    let Some(bodies) = state.bodies.get(&credential.teamspace).cloned() else {
-        return ScimError::internal("no body slots for a teamspace with a policy").into_response();
+    let Some(limits) = state.limits.get(&credential.teamspace).cloned() else {
+        return ScimError::internal("no limits for a teamspace with a policy").into_response();
     };
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
-    let scheme = request
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http")
-        .to_owned();
+    state.touch(id);
+    let base_url = match &state.public_url {
+        Some(url) => url.to_string(),
+        None => {
+            let headers = request.headers();
+            // Only a plain host[:port] is echoed back into locations.
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+                .unwrap_or("localhost");
+            let https = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes() == b"https");
+            format!("{}://{host}/scim/v2", if https { "https" } else { "http" })
+        }
+    };
     request.extensions_mut().insert(Tenant {
         teamspace_id: credential.teamspace_id,
         teamspace: credential.teamspace,
         policy,
-        base_url: format!("{scheme}://{host}/scim/v2"),
-        bodies,
+        base_url,
+        limits,
     });
     next.run(request).await
 }

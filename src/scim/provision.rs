@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::filter::{get_ci, parse_path};
 use super::schema::USERS;
 use crate::config::ScimSettings;
-use crate::domain::{parse_guid, Email, Oid};
+use crate::domain::{parse_guid, DisplayName, Email, Oid};
 use crate::plan::{Delta, DesiredClaim};
 use crate::store::{ScimUserFacts, StoreError, WriteSession};
 
@@ -67,7 +67,12 @@ pub fn user_facts(body: &Map<String, Value>, policy: &Policy) -> UserFacts {
         (Ok(oid), Some(Ok(email))) => UserFacts {
             oid: Some(oid),
             active,
-            claim: Some(DesiredClaim { oid, email, display_name: display_name.map(Into::into) }),
+            // The writer refuses a body whose displayName has control characters.
+            claim: Some(DesiredClaim {
+                oid,
+                email,
+                display_name: DisplayName::optional(display_name.as_deref()).ok().flatten(),
+            }),
             problem: None,
         },
         (Ok(oid), Some(Err(e))) => UserFacts { oid: Some(oid), active, claim: None, problem: Some(e.to_string()) },
@@ -103,7 +108,8 @@ fn primary_address(body: &Map<String, Value>) -> Option<String> {
         .or_else(|| body.get("userName").and_then(Value::as_str).map(str::to_owned))
 }
 
-fn display_name(body: &Map<String, Value>) -> Option<String> {
+/// The name a user body gives: `displayName`, else `name.formatted`, else given and family.
+pub(super) fn display_name(body: &Map<String, Value>) -> Option<String> {
     let text =
         |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     text(body.get("displayName")).or_else(|| {

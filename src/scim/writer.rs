@@ -270,6 +270,13 @@ async fn write_user(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ScimError::invalid_value("userName is required"))?
         .to_owned();
+    if user_name.chars().any(char::is_control) {
+        let shown = crate::log::escape_controls(&user_name);
+        return Err(ScimError::invalid_value(format!("userName `{shown}` contains a control character")));
+    }
+    if let Some(name) = super::provision::display_name(body) {
+        name.parse::<crate::domain::DisplayName>().map_err(|e| ScimError::invalid_value(e.to_string()))?;
+    }
     let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
     let facts = user_facts(body, &tenant.policy);
     if facts.active && facts.claim.is_none() {

@@ -26,6 +26,11 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot take writes (or answer) for now: disk full, I/O error, read-only
+    /// file, file deleted or replaced, no free connection. Clients should retry later; the
+    /// store recovers by itself once the cause is gone (except a replaced file: restart).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -38,6 +43,18 @@ impl StoreError {
     pub(crate) fn corrupt(column: &'static str, message: impl ToString) -> Self {
         StoreError::Corrupt { column, message: message.to_string() }
     }
+
+    /// Whether retrying later can succeed without anyone changing the request: the caller
+    /// answers 503 with `Retry-After`, not 500.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Busy(_) | StoreError::Unavailable(_))
+    }
+}
+
+/// SQLite primary result codes that mean the storage, not the statement, failed:
+/// SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+fn is_storage_code(code: i32) -> bool {
+    matches!(code & 0xff, 8 | 10 | 13 | 14)
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -51,6 +68,15 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Busy(error)
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.parse::<i32>().is_ok_and(is_storage_code)) => {
+                StoreError::Unavailable(db.message().to_owned())
+            }
+            sqlx::Error::PoolTimedOut => {
+                StoreError::Unavailable("every database connection stayed in use past the acquire timeout".into())
+            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                StoreError::Unavailable(error.to_string())
+            }
             _ => StoreError::Database(error),
         }
     }
@@ -61,6 +87,11 @@ impl From<rusqlite::Error> for StoreError {
         // No busy case: bulk writes run inside a session that already holds the write lock.
         if is_unique_violation(&error) {
             return StoreError::Duplicate(error.to_string());
+        }
+        if let rusqlite::Error::SqliteFailure(e, _) = &error {
+            if is_storage_code(e.extended_code) {
+                return StoreError::Unavailable(error.to_string());
+            }
         }
         StoreError::Bulk(error)
     }

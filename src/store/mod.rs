@@ -13,6 +13,7 @@ mod apply;
 mod bulk;
 mod error;
 mod events;
+mod health;
 mod history;
 mod integrity;
 mod members;
@@ -24,9 +25,12 @@ mod session;
 mod values;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use std::path::Path;
+
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 pub use apply::{NewRun, Outcome, RunInput};
@@ -66,7 +70,12 @@ impl StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    health: Arc<health::Health>,
 }
+
+/// How long a request waits for a free connection before it is refused as unavailable (503):
+/// long enough for a burst, short enough that a client's own timeout has not fired.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A teamspace as stored.
 #[derive(Debug, Clone)]
@@ -169,8 +178,61 @@ impl Store {
             ));
         }
         migrating.close().await?;
-        let pool = SqlitePoolOptions::new().max_connections(settings.max_connections).connect_with(options).await?;
-        Ok(Store { pool })
+        let file = (!options.get_filename().as_os_str().is_empty() && options.get_filename() != Path::new(":memory:"))
+            .then(|| options.get_filename().to_owned())
+            .filter(|path| path.is_file());
+        let health = Arc::new(health::Health::new(file.as_deref())?);
+        let released = health.clone();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_release(move |connection, _| {
+                let faulty = released.fault().is_some();
+                Box::pin(async move {
+                    // While writes fail, connections are not reused: one opened read-only stays
+                    // read-only, and a fresh one sees fixed permissions.
+                    if faulty {
+                        return Ok(false);
+                    }
+                    if connection.is_in_transaction() {
+                        // A dropped transaction's rollback is queued before this ping; a
+                        // connection still inside one after it (its COMMIT and ROLLBACK both
+                        // failed, as on a full disk) would refuse every later BEGIN.
+                        connection.ping().await?;
+                    }
+                    Ok(!connection.is_in_transaction())
+                })
+            })
+            // Never a new empty file in place of one deleted under us.
+            .connect_with(options.create_if_missing(file.is_none()))
+            .await?;
+        Ok(Store { pool, health })
+    }
+
+    /// Proves the database takes writes (at start: a read-only file is a clear error, not a
+    /// 500 on every later write), and clears a recorded fault once it does again.
+    pub async fn check_writable(&self, now: Millis) -> Result<(), StoreError> {
+        self.health.check_file()?;
+        let written = sqlx::query(
+            "INSERT INTO write_probe (id, written_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+        )
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from);
+        self.health.record(written)
+    }
+
+    /// Whether the store can serve and take writes: `/readyz`. A read of the schema, the file
+    /// still in place, and while writes have been failing, a write that must succeed.
+    pub async fn readiness(&self, now: Millis) -> Result<(), StoreError> {
+        self.health.check_file()?;
+        if self.health.fault().is_some() {
+            return self.check_writable(now).await;
+        }
+        self.ping().await
     }
 
     /// Mirrors the configured teamspaces into the database. Refuses to change the tenant of a
@@ -232,8 +294,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        session::commit(tx, &self.health).await
     }
 
     /// The teamspace called `name`.
@@ -246,10 +307,11 @@ impl Store {
     /// first (`BEGIN IMMEDIATE`, waiting up to the busy timeout), so the state it then reads
     /// cannot change before it commits. Writers across processes queue instead of racing.
     pub async fn begin_write(&self, teamspace: &str) -> Result<WriteSession, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.health.check_file()?;
+        let mut tx = self.health.record(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from))?;
         let row = sqlx::query(TEAMSPACE_BY_NAME).bind(teamspace).fetch_optional(&mut *tx).await?;
         let teamspace = teamspace_of(row, teamspace)?;
-        Ok(WriteSession { tx, teamspace })
+        Ok(WriteSession { tx, teamspace, health: self.health.clone() })
     }
 
     /// Whether the database answers a read of the schema: `/readyz`.

@@ -31,7 +31,7 @@ impl WriteSession {
         .bind(owner::current())
         .fetch_one(&mut *self.tx)
         .await?;
-        self.tx.commit().await?;
+        super::session::commit(self.tx, &self.health).await?;
         Ok(RunId(id))
     }
 }
@@ -68,7 +68,7 @@ impl Store {
                 marked.push(run);
             }
         }
-        tx.commit().await?;
+        super::session::commit(tx, &self.health).await?;
         for run in &marked {
             tracing::warn!(run_id = run.0, "a run was left running by a process that has ended; marked failed");
         }

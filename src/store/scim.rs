@@ -276,6 +276,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Up to `limit` resources after sequence number `after`, in order, with their sequence
+    /// numbers: a whole-teamspace scan in pieces, each on a connection only briefly.
+    pub async fn scim_chunk(
+        &self,
+        teamspace_id: i64,
+        kind: ResourceKind,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, StoredResource)>, StoreError> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLUMNS}, r.seq FROM {} r WHERE r.teamspace_id = ? AND r.seq > ? ORDER BY r.seq LIMIT ?",
+            kind.table()
+        );
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((row.try_get(5)?, resource_of(row)?))).collect()
+    }
+}
+
 impl WriteSession {
     /// One resource by id, read under the write lock (for read-modify-write).
     pub async fn scim_get(&mut self, kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, StoreError> {
@@ -428,8 +447,7 @@ impl WriteSession {
 
     /// Commits SCIM resource changes that change no member.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        super::session::commit(self.tx, &self.health).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! first read to the commit, so a run plans against exactly the state it then changes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::Row;
 
@@ -9,11 +10,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::apply::{apply_plan, record, Tx};
 use super::bulk::with_connection;
+use super::health::Health;
 use super::packed::{attach_claims, members_page_sql, unpack, CLAIMS_RANGE_SQL, MEMBERS_PER_ROW, PACKED_MEMBERS};
 use super::values::{values_list, CHUNK_ROWS};
 use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
-use crate::domain::{Oid, RunId, SourceKind, SourceName};
+use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
 use crate::plan::{Attributes, CurrentMember, MemberChange, Plan, SourceKey};
 
 /// An open write transaction on one teamspace. Dropping it without `apply` or `record_run`
@@ -21,6 +23,14 @@ use crate::plan::{Attributes, CurrentMember, MemberChange, Plan, SourceKey};
 pub struct WriteSession {
     pub(super) tx: Tx,
     pub(super) teamspace: TeamspaceRecord,
+    pub(super) health: Arc<Health>,
+}
+
+/// Commits `tx` unless the database file is gone (what it holds would not survive a restart),
+/// and notes what the outcome says about the storage.
+pub(super) async fn commit(tx: Tx, health: &Health) -> Result<(), StoreError> {
+    health.check_file()?;
+    health.record(tx.commit().await.map_err(StoreError::from))
 }
 
 impl WriteSession {
@@ -148,7 +158,7 @@ impl WriteSession {
     #[tracing::instrument(skip_all, fields(teamspace = %self.teamspace.name, changes = plan.changes.len()))]
     pub async fn apply(mut self, run: &NewRun, plan: &Plan, now: Millis) -> Result<RunId, StoreError> {
         let run_id = apply_plan(&mut self.tx, run, plan, now).await?;
-        self.tx.commit().await?;
+        commit(self.tx, &self.health).await?;
         Ok(run_id)
     }
 
@@ -162,7 +172,7 @@ impl WriteSession {
         now: Millis,
     ) -> Result<RunId, StoreError> {
         let run_id = record(&mut self.tx, run, outcome, plan, reason, now).await?;
-        self.tx.commit().await?;
+        commit(self.tx, &self.health).await?;
         Ok(run_id)
     }
 }
@@ -185,7 +195,7 @@ fn stored_attributes(
             .optional()?;
         if let Some((email, display_name)) = row {
             let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
-            stored.insert(oid, Attributes { email, display_name: display_name.map(Into::into) });
+            stored.insert(oid, Attributes { email, display_name: display_name.map(DisplayName::from_stored) });
         }
     }
     Ok(stored)

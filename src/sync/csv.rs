@@ -93,7 +93,7 @@ pub async fn run_configured(
     let path = settings.path.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<CsvContents, String> {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        crate::source::csv::read(file, crate::source::csv::ReadOptions::for_path(&path, tenant))
+        crate::source::csv::read_file(file, &path, crate::source::csv::ReadOptions::for_path(&path, tenant))
             .map_err(|e| format!("{}: {e}", path.display()))
     })
     .await

@@ -109,3 +109,51 @@ async fn read_commands_do_not_wait_for_a_writer() {
     assert!(run.stdout.contains("ada@contoso.com"));
     drop(writer);
 }
+
+#[test]
+fn hostile_names_are_refused_or_neutralised_on_the_way_out() {
+    let project = Project::standard();
+    let oids: Vec<String> = (1..=6u128).map(|n| uuid::Uuid::from_u128(n).to_string()).collect();
+    let csv = format!(
+        "email,oid,display_name\n\
+         a@contoso.com,{},\"=cmd|' /C calc'!A0\"\n\
+         b@contoso.com,{},+SUM(A1:A9)\n\
+         c@contoso.com,{},@HYPERLINK(\"http://x\")\n\
+         d@contoso.com,{},-2+3\n\
+         e@contoso.com,{},\"Eve\u{1b}[2J\"\n\
+         f@contoso.com,{},\"Nul\u{0}\"\n",
+        oids[0], oids[1], oids[2], oids[3], oids[4], oids[5]
+    );
+    project.write("names.csv", &csv);
+    let refused = project.run(&["import", "names.csv", "--teamspace", "acme"]);
+    assert!(refused.expect(4).stdout.contains("line 6, display_name"), "{}", refused.stdout);
+    assert!(refused.stdout.contains("line 7, display_name"), "{}", refused.stdout);
+    assert!(!refused.stdout.contains('\u{1b}') && !refused.stdout.contains('\u{0}'), "{:?}", refused.stdout);
+    project.run(&["import", "names.csv", "--teamspace", "acme", "--skip-invalid"]).expect(0);
+    let manual = project.run(&[
+        "members",
+        "add",
+        "--teamspace",
+        "acme",
+        "--oid",
+        ADA,
+        "--email",
+        "g@contoso.com",
+        "--name",
+        "G\u{7}",
+    ]);
+    assert!(manual.expect(2).stderr.contains("--name"), "{}", manual.stderr);
+
+    let exported = project.run(&["members", "list", "--teamspace", "acme", "--format", "csv"]).expect(0).stdout.clone();
+    let names: Vec<String> =
+        csv::Reader::from_reader(exported.as_bytes()).records().map(|r| r.unwrap()[3].to_owned()).collect();
+    assert_eq!(names.len(), 4, "{exported}");
+    assert!(names.iter().all(|n| n.starts_with('\'')), "every formula cell is neutralised: {names:?}");
+    // The export re-imports to the same members: the prefix is taken off again.
+    project.write("exported.csv", &exported);
+    let again = project.run(&["import", "exported.csv", "--teamspace", "acme", "--format", "json"]).expect(0).json();
+    assert_eq!((again["added"].as_u64(), again["updated"].as_u64()), (Some(0), Some(0)), "{again}");
+    let stored = project.run(&["members", "list", "--teamspace", "acme", "--format", "json"]).expect(0).json();
+    let stored: Vec<&str> = stored.as_array().unwrap().iter().map(|m| m["display_name"].as_str().unwrap()).collect();
+    assert!(stored.contains(&"=cmd|' /C calc'!A0") && stored.contains(&"-2+3"), "{stored:?}");
+}

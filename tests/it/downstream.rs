@@ -226,7 +226,7 @@ async fn api() -> Api {
     let admin = Some(c7sync::scim::token::hash(ADMIN).into());
     let api = ApiState::new(db.store().clone(), admin, teamspaces, members, std::sync::Arc::new(tokens));
     let scim = ScimState::new(db.reconciler.clone(), HashMap::new());
-    let app = router(AppState { store: db.store().clone(), metrics: Metrics::new() }, scim, Some(api));
+    let app = router(AppState::new(db.store().clone(), Metrics::new()), scim, Some(api));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

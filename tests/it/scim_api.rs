@@ -8,6 +8,7 @@ use c7sync::clock::Millis;
 use c7sync::http::{router, AppState};
 use c7sync::scim::provision::Policy;
 use c7sync::scim::{token, ScimState};
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -32,7 +33,7 @@ impl Scim {
             Policy { oid_attribute: "externalId".into(), groups: groups.iter().map(|g| g.to_lowercase()).collect() };
         let policies = HashMap::from([("acme".to_owned(), policy.clone()), ("globex".to_owned(), policy)]);
         let scim = ScimState::new(db.reconciler.clone(), policies);
-        let app = router(AppState { store: db.store().clone(), metrics: c7sync::metrics::Metrics::new() }, scim, None);
+        let app = router(AppState::new(db.store().clone(), c7sync::metrics::Metrics::new()), scim, None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -519,4 +520,117 @@ async fn attributes_named_in_any_case_come_back_once_under_their_own_name() {
     assert_eq!(status, StatusCode::OK);
     let keys: std::collections::BTreeSet<&str> = projected.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["displayName", "id", "schemas", "userName"].into_iter().collect(), "{projected}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_across_types_pages_past_the_first_thousand_users() {
+    let scim = Arc::new(Scim::start(&[]).await);
+    let users = 1_003u128;
+    let creates = futures_util::stream::iter(0..users).map(|n| {
+        let scim = scim.clone();
+        async move {
+            let oid = uuid::Uuid::from_u128(0x3f25_04e0_4f89_41d3_9a0c_0000_0001_0000 + n).to_string();
+            scim.acme(Method::POST, "/Users", Some(entra_user(&format!("user{n:04}@contoso.com"), &oid))).await.0
+        }
+    });
+    let statuses: Vec<StatusCode> = creates.buffer_unordered(32).collect().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+    let (status, _) = scim.acme(Method::POST, "/Groups", Some(json!({"displayName": "Everyone"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let search = |start: i64, count: i64| {
+        let scim = scim.clone();
+        async move {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": start, "count": count});
+            let (status, page) = scim.acme(Method::POST, "/.search", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            assert_eq!(page["totalResults"], 1_004);
+            let kinds: Vec<String> = page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["meta"]["resourceType"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(page["itemsPerPage"], kinds.len());
+            kinds
+        }
+    };
+    let past_a_thousand = search(1_001, 10).await;
+    assert_eq!(past_a_thousand, ["User", "User", "User", "Group"]);
+    assert_eq!(search(1_004, 10).await, ["Group"]);
+    assert_eq!(search(1, 1_000).await.len(), 1_000);
+    assert!(search(1_005, 10).await.is_empty());
+}
+
+/// A filter on an attribute with no index reads the whole teamspace; many at once must not
+/// take the database and the CPU from another teamspace's look-ups.
+#[tokio::test(flavor = "multi_thread")]
+async fn unindexed_searches_queue_per_teamspace_and_others_stay_fast() {
+    let scim = Arc::new(Scim::start(&[]).await);
+    let users = 3_000u128;
+    let creates = futures_util::stream::iter(0..users).map(|n| {
+        let scim = scim.clone();
+        async move {
+            let oid = uuid::Uuid::from_u128(0x3f25_04e0_4f89_41d3_9a0c_0000_0002_0000 + n).to_string();
+            scim.acme(Method::POST, "/Users", Some(entra_user(&format!("user{n:04}@contoso.com"), &oid))).await.0
+        }
+    });
+    let statuses: Vec<StatusCode> = creates.buffer_unordered(32).collect().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED));
+    let (status, _, _) = scim
+        .call(Some(&scim.globex_token), Method::POST, "/Users", Some(entra_user("gina@contoso.com", BOB_OID)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // The page of an unindexed filter is exact, and its total counts every match.
+    let (status, page) =
+        scim.acme(Method::GET, &format!("/Users?{}&startIndex=2999&count=5", filter("title", "Analyst")), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!((page["totalResults"].as_i64(), page["Resources"].as_array().map(Vec::len)), (Some(3_000), Some(2)));
+
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut scans = Vec::new();
+    for _ in 0..20 {
+        let (scim, finished) = (scim.clone(), finished.clone());
+        scans.push(tokio::spawn(async move {
+            let (status, body, headers) = scim
+                .call(
+                    Some(&scim.acme_token),
+                    Method::GET,
+                    &format!("/Users?{}&count=1", filter("title", "Analyst")),
+                    None,
+                )
+                .await;
+            finished.lock().unwrap().push("acme");
+            (status, body, headers.get("retry-after").cloned())
+        }));
+    }
+    let lookup = {
+        let (scim, finished) = (scim.clone(), finished.clone());
+        tokio::spawn(async move {
+            let (status, body, _) = scim
+                .call(
+                    Some(&scim.globex_token),
+                    Method::GET,
+                    &format!("/Users?{}", filter("userName", "gina@contoso.com")),
+                    None,
+                )
+                .await;
+            finished.lock().unwrap().push("globex");
+            (status, body)
+        })
+    };
+    let (status, found) = lookup.await.unwrap();
+    assert_eq!((status, found["totalResults"].as_i64()), (StatusCode::OK, Some(1)));
+    for scan in scans {
+        let (status, body, retry_after) = scan.await.unwrap();
+        match status {
+            StatusCode::OK => assert_eq!(body["totalResults"], 3_000),
+            StatusCode::SERVICE_UNAVAILABLE => assert!(retry_after.is_some(), "{body}"),
+            other => panic!("an unindexed search answered {other}: {body}"),
+        }
+    }
+    let order = finished.lock().unwrap().clone();
+    let before = order.iter().position(|t| *t == "globex").unwrap();
+    assert!(before <= 2, "globex's look-up waited behind {before} of acme's scans: {order:?}");
 }

@@ -88,7 +88,7 @@ pub async fn provision(app: &TokenApp, teamspace: &str, oid: &str) {
     let claim = DesiredClaim {
         oid: oid.parse().unwrap(),
         email: "ada@contoso.com".parse().unwrap(),
-        display_name: Some("Ada Lovelace".into()),
+        display_name: "Ada Lovelace".parse().ok(),
     };
     app.reconciler.run(&request(teamspace, "manual"), Desired::Deltas(vec![Delta::Upsert(claim)])).await.unwrap();
 }

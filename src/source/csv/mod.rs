@@ -3,6 +3,7 @@
 //! quotes and newlines.
 
 mod columns;
+pub mod formula;
 mod line_limit;
 mod rows;
 
@@ -38,6 +39,9 @@ pub enum CsvError {
     /// The CSV parser gave up (only I/O errors reach here; malformed rows are reported per row).
     #[error("cannot parse the file: {0}")]
     Parse(csv::Error),
+    /// Another process wrote the file while it was read: what was read may be half of it.
+    #[error("the file changed while it was read ({0}); nothing was applied. Run again once it is written (write to a temporary name, then rename)")]
+    ChangedWhileRead(&'static str),
 }
 
 impl From<csv::Error> for CsvError {
@@ -102,6 +106,34 @@ impl ReadOptions {
 }
 
 const PROGRESS_EVERY: u64 = 8192;
+
+/// Reads and validates the members of `file`, opened from `path`, and refuses the contents
+/// if the file was written while it was read: a replace import of a half-written file would
+/// remove everyone in the unwritten half (below the removal guard when the file is large).
+pub fn read_file(file: std::fs::File, path: &Path, options: ReadOptions) -> Result<CsvContents, CsvError> {
+    let before = Version::of(&file.metadata()?);
+    let contents = read(&file, options)?;
+    if Version::of(&file.metadata()?) != before {
+        return Err(CsvError::ChangedWhileRead("its size or modification time changed"));
+    }
+    // Replaced by a rename: what was read is whole, but it is no longer the file at `path`.
+    match std::fs::metadata(path) {
+        Ok(now) if Version::of(&now) == before => Ok(contents),
+        Ok(_) => Err(CsvError::ChangedWhileRead("another file was put in its place")),
+        Err(_) => Err(CsvError::ChangedWhileRead("it was deleted")),
+    }
+}
+
+/// What identifies one version of a file: device, inode, size and modification time.
+#[derive(Debug, PartialEq, Eq)]
+struct Version(u64, u64, u64, Option<std::time::SystemTime>);
+
+impl Version {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Version(metadata.dev(), metadata.ino(), metadata.len(), metadata.modified().ok())
+    }
+}
 
 /// Reads and validates members from `input`.
 pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, CsvError> {

@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 
-use crate::domain::{fingerprint, Email, Oid, TenantId};
+use crate::domain::{fingerprint, DisplayName, Email, Oid, TenantId};
 
 use crate::plan::DesiredClaim;
 
 use super::columns::Columns;
+use super::formula;
 
 /// One problem with one row, by its line in the file (the header is line 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,7 +66,9 @@ pub fn check_row(line: u64, fields: &[&str], columns: &Columns, tenant: TenantId
         text => text.parse::<Oid>().map_err(|e| problem(oid_name, e.to_string())).ok(),
     };
     let email = match columns.email.iter().find(|(i, _)| !fields[*i].is_empty()) {
-        Some((index, name)) => fields[*index].parse::<Email>().map_err(|e| problem(name, e.to_string())).ok(),
+        Some((index, name)) => {
+            formula::restore(fields[*index]).parse::<Email>().map_err(|e| problem(name, e.to_string())).ok()
+        }
         None => {
             let names: Vec<_> = columns.email.iter().map(|(_, n)| n.as_str()).collect();
             problem(&names.join("/"), "is empty".to_owned());
@@ -84,11 +87,16 @@ pub fn check_row(line: u64, fields: &[&str], columns: &Columns, tenant: TenantId
             }
         }
     }
-    match (oid, email) {
-        (Some(oid), Some(email)) if problems.is_empty() => {
-            let name = columns.display_name.map(|i| fields[i]).filter(|n| !n.is_empty());
-            RowVerdict::Valid(DesiredClaim { oid, email, display_name: name.map(Into::into) })
+    let display_name = match columns.display_name.map(|i| DisplayName::optional(Some(formula::restore(fields[i])))) {
+        None => None,
+        Some(Ok(name)) => name,
+        Some(Err(e)) => {
+            problem("display_name", e.to_string());
+            None
         }
+    };
+    match (oid, email) {
+        (Some(oid), Some(email)) if problems.is_empty() => RowVerdict::Valid(DesiredClaim { oid, email, display_name }),
         _ => RowVerdict::Invalid(problems),
     }
 }

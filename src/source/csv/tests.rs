@@ -21,12 +21,64 @@ fn our_format_with_bom_crlf_and_quoting() {
         "\u{feff}Email , OID,display_name\r\n\"ada@contoso.com\",{A},\"Lovelace, Ada \"\"the first\"\"\"\r\n\r\nbob@contoso.com,{B},\"two\r\nlines\"\r\n"
     );
     let contents = read_text(&text).unwrap();
-    assert!(contents.invalid.is_empty(), "{:?}", contents.invalid);
-    assert_eq!(emails(&contents), ["ada@contoso.com", "bob@contoso.com"]);
+    assert_eq!(emails(&contents), ["ada@contoso.com"]);
     assert_eq!(contents.claims[0].display_name.as_deref(), Some("Lovelace, Ada \"the first\""));
-    assert_eq!(contents.claims[1].display_name.as_deref(), Some("two\r\nlines"));
+    // A quoted newline is read as part of the field, and then refused: names hold no controls.
+    assert_eq!(contents.invalid.len(), 1, "{:?}", contents.invalid);
+    assert_eq!((contents.invalid[0].line, contents.invalid[0].field.as_str()), (4, "display_name"));
+    assert!(contents.invalid[0].message.contains(r"two\u{d}\u{a}lines"), "{}", contents.invalid[0].message);
     assert_eq!(contents.summary.format, Some(CsvFormat::C7sync));
     assert_eq!(contents.summary.rows, 2);
+}
+
+#[test]
+fn names_with_control_characters_are_refused_by_line_and_formula_prefixes_are_taken_off() {
+    let text = format!(
+        "email,oid,display_name\n\
+         ada@contoso.com,{A},\"Ada\u{0}\"\n\
+         bob@contoso.com,{B},\u{1b}[31mBob\n\
+         carol@contoso.com,{C},'=HYPERLINK(\"x\")\n"
+    );
+    let contents = read_text(&text).unwrap();
+    let refused: Vec<(u64, &str)> = contents.invalid.iter().map(|r| (r.line, r.field.as_str())).collect();
+    assert_eq!(refused, [(2, "display_name"), (3, "display_name")]);
+    assert_eq!(contents.claims.len(), 1);
+    assert_eq!(contents.claims[0].display_name.as_deref(), Some("=HYPERLINK(\"x\")"));
+}
+
+/// A file that another process writes to while it is read is refused, whichever way it changed.
+#[test]
+fn a_file_written_while_it_is_read_is_refused() {
+    let rows: String =
+        (0..20_000u128).map(|n| format!("user{n}@contoso.com,{}\n", uuid::Uuid::from_u128(n + 1))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("members.csv");
+    let read_while = |change: fn(&std::path::Path)| {
+        std::fs::write(&path, format!("email,oid\n{rows}")).unwrap();
+        let mut options = ReadOptions::for_path(&path, TENANT.parse().unwrap());
+        let target = path.clone();
+        let mut changed = false;
+        options.on_progress = Some(Box::new(move |_| {
+            if !std::mem::replace(&mut changed, true) {
+                change(&target);
+            }
+        }));
+        read_file(std::fs::File::open(&path).unwrap(), &path, options)
+    };
+    let appended = read_while(|path| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(b"late@contoso.com,00000000-0000-0000-0000-00000000ffff\n").unwrap();
+    });
+    assert!(matches!(appended, Err(CsvError::ChangedWhileRead(_))), "{appended:?}");
+    let renamed = read_while(|path| {
+        let next = path.with_extension("next");
+        std::fs::write(&next, "email,oid\n").unwrap();
+        std::fs::rename(&next, path).unwrap();
+    });
+    assert!(matches!(renamed, Err(CsvError::ChangedWhileRead(why)) if why.contains("another file")), "{renamed:?}");
+    let untouched = read_while(|_| {});
+    assert_eq!(untouched.unwrap().claims.len(), 20_000);
 }
 
 #[test]

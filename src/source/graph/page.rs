@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{parse_guid, Email, Oid};
+use crate::domain::{parse_guid, DisplayName, Email, Oid};
 use crate::plan::DesiredClaim;
 
 /// The fields asked for with `$select`. Non-user members come back with only their
@@ -90,7 +90,9 @@ impl DirectoryObject {
             Some(Err(e)) => return Member::Unusable { id, reason: e.to_string() },
             None => return Member::Unusable { id, reason: "neither mail nor userPrincipalName is set".into() },
         };
-        Member::Claimed(DesiredClaim { oid, email, display_name: self.display_name.map(Into::into) })
+        // A name with control characters is not taken (the member is: the name is optional).
+        let display_name = DisplayName::optional(self.display_name.as_deref()).ok().flatten();
+        Member::Claimed(DesiredClaim { oid, email, display_name })
     }
 }
 

@@ -16,7 +16,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `c7sync serve --listen 127.0.0.1:0` in `dir` and waits for its "listening" line.
     pub async fn start(dir: &std::path::Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_c7sync"))
+        Daemon::start_in_shell(dir, "", extra_args, envs).await
+    }
+
+    /// Like [`Daemon::start`], with `setup` run by `sh` first (`ulimit -n 256; trap '' XFSZ`);
+    /// the shell then `exec`s the daemon, which keeps its pid.
+    pub async fn start_in_shell(
+        dir: &std::path::Path,
+        setup: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Daemon {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{setup}\nexec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_c7sync"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(extra_args)
             .current_dir(dir)
@@ -43,6 +57,11 @@ impl Daemon {
         let listening = daemon.wait_for_log(Duration::from_secs(30), |line| message(line) == "listening").await;
         daemon.addr = listening["fields"]["address"].as_str().unwrap().parse().unwrap();
         daemon
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Log lines so far.

@@ -71,7 +71,7 @@ pub fn claim(n: u128) -> DesiredClaim {
     DesiredClaim {
         oid: oid(n),
         email: format!("dev{n}@contoso.com").parse().unwrap(),
-        display_name: Some(format!("Developer {n}").into()),
+        display_name: format!("Developer {n}").parse().ok(),
     }
 }
 

@@ -51,7 +51,7 @@ impl TokenApp {
         let api = ApiState::new(store.clone(), admin, ids, members, tokens.clone());
         let reconciler = Reconciler::new(store.clone());
         let scim = ScimState::new(reconciler.clone(), HashMap::new());
-        let app = router(AppState { store, metrics }, scim, Some(api));
+        let app = router(AppState::new(store, metrics), scim, Some(api));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
