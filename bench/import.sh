@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # CSV import benchmark (issues 2 and 3), every figure measured in the same run:
-#   ref      sqlite3 ".mode csv" ".import FILE t" into a table with PRIMARY KEY(oid)
+#   ref      sqlite3 ".mode csv" ".import FILE t" into a WAL-mode table with PRIMARY KEY(oid)
+#            (sqlite3 checkpoints when it closes, as c7sync does)
 #   first    c7sync import FILE into an empty teamspace (validation, plan, members, claims,
 #            audit and outbox rows, one transaction)
 #   repeat   the same file again (a no-op plan)
 #   replan   the same file again after another source changed the teamspace, so the
 #            unchanged-snapshot shortcut cannot apply and all members are loaded and planned
-# Prints the median of ROUNDS rounds (wall seconds, peak RSS) and the ratios to ref.
+# Prints the median of ROUNDS rounds (wall seconds, peak RSS) and the ratios to ref. Cases run
+# back to back as a user runs them: no `sync` between, so a case that left work behind (a WAL
+# to checkpoint, dirty pages) makes the next one pay, and each prints the WAL it left.
 #
 # usage: bench/import.sh [ROWS] [ROUNDS]        (defaults 1000000 and 3)
 set -euo pipefail
@@ -29,17 +32,18 @@ sed -i 's/^max_removals = .*/max_removals = "100%"/' "$work/c7sync.toml"
 # measure NAME CMD...: appends "NAME seconds peak_kb" to $work/results
 measure() {
   local name=$1; shift
-  # Flush the previous case's dirty pages first, so no case pays for another's writeback.
-  sync
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr"
   echo "$name $(cat "$work/time")" >>"$work/results"
   grep -oE 'duration_ms=[0-9]+.*' "$work/stderr" | tail -1 | sed "s/^/    $name: /" || true
+  local wal
+  wal=$( (stat -c %s "$work"/*.db-wal 2>/dev/null || true) | sort -n | tail -1)
+  echo "    $name: WAL left ${wal:-0} bytes"
 }
 
 for round in $(seq "$rounds"); do
   echo "round $round"
   rm -f "$work/ref.db"
-  sqlite3 "$work/ref.db" "CREATE TABLE t(email TEXT, oid TEXT PRIMARY KEY, display_name TEXT);"
+  sqlite3 "$work/ref.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(email TEXT, oid TEXT PRIMARY KEY, display_name TEXT);" >/dev/null
   measure ref sqlite3 "$work/ref.db" ".mode csv" ".import --skip 1 $file t"
   rm -f "$work"/c7sync.db*
   (cd "$work" && "$bin" teamspace list >/dev/null)

@@ -204,18 +204,30 @@ pub async fn run(cli: Cli) -> Exit {
 }
 
 async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
+    if let Command::Init(args) = &cli.command {
+        return init::run(cli, args).await;
+    }
+    let context = Context::load(cli).await?;
+    let outcome = run_command(cli, &context).await;
+    // Closing the last connection checkpoints the WAL into the database and removes it, so the
+    // command that wrote pays for its own writes, not whichever command comes next.
+    context.store().close().await;
+    outcome
+}
+
+async fn run_command(cli: &Cli, context: &Context) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Init(args) => init::run(cli, args).await,
-        Command::Import(args) => import::run(&Context::load(cli).await?, args).await,
-        Command::Sync(args) => sync::run(&Context::load(cli).await?, args).await,
-        Command::Serve(args) => serve::run(&Context::load(cli).await?, args).await,
-        Command::ScimToken(command) => scim_token::run(&Context::load(cli).await?, command).await,
-        Command::Teamspace(command) => teamspace::run(&Context::load(cli).await?, command).await,
-        Command::Token(command) => token::run(&Context::load(cli).await?, command).await,
-        Command::Members(command) => members::run(&Context::load(cli).await?, command).await,
-        Command::Runs(command) => runs::run(&Context::load(cli).await?, command).await,
-        Command::Audit(args) => audit::run(&Context::load(cli).await?, args).await,
-        Command::Events(command) => events::run(&Context::load(cli).await?, command).await,
+        Command::Import(args) => import::run(context, args).await,
+        Command::Sync(args) => sync::run(context, args).await,
+        Command::Serve(args) => serve::run(context, args).await,
+        Command::ScimToken(command) => scim_token::run(context, command).await,
+        Command::Teamspace(command) => teamspace::run(context, command).await,
+        Command::Token(command) => token::run(context, command).await,
+        Command::Members(command) => members::run(context, command).await,
+        Command::Runs(command) => runs::run(context, command).await,
+        Command::Audit(args) => audit::run(context, args).await,
+        Command::Events(command) => events::run(context, command).await,
     }
 }
 

@@ -320,6 +320,12 @@ impl Store {
         Ok(())
     }
 
+    /// Closes every connection, waiting for those in use. SQLite checkpoints the WAL when its
+    /// last connection closes, so a command that wrote leaves no WAL behind for the next one.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// The pool, for tests that inspect tables directly.
     #[doc(hidden)]
     pub fn pool(&self) -> &SqlitePool {

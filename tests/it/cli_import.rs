@@ -258,3 +258,15 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_import_checkpoints_its_own_writes_and_leaves_no_wal() {
+    let project = Project::standard();
+    project.write("big.csv", &members_csv(0..60_000));
+    project.run(&["import", "big.csv", "--teamspace", "acme", "--mode", "replace"]).expect(0);
+    let wal = std::fs::metadata(project.path("c7sync.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert!(wal < 4 << 20, "the import left a {wal}-byte WAL for the next command to checkpoint");
+    // And the next command, read-only, leaves none either.
+    project.run(&["teamspace", "list"]).expect(0);
+    assert!(!project.path("c7sync.db-wal").exists(), "a read-only command left a WAL");
+}
