@@ -7,6 +7,8 @@
 #   repeat   the same file again (a no-op plan)
 #   replan   the same file again after another source changed the teamspace, so the
 #            unchanged-snapshot shortcut cannot apply and all members are loaded and planned
+#   merge    the same file in merge mode (the default): planned in full, changes nothing
+#   remerge  the same merge again: the unchanged-input shortcut
 # Prints the median of ROUNDS rounds (wall seconds, peak RSS) and the ratios to ref. Cases run
 # back to back as a user runs them: no `sync` between, so a case that left work behind (a WAL
 # to checkpoint, dirty pages) makes the next one pay, and each prints the WAL it left.
@@ -53,6 +55,8 @@ for round in $(seq "$rounds"); do
   (cd "$work" && "$bin" members add --teamspace acme --oid 00000000-0000-4000-8000-000000000001 \
       --email bench@contoso.com >/dev/null)
   (cd "$work" && measure replan "$bin" import "$file" --teamspace acme --mode replace --format json)
+  (cd "$work" && measure merge "$bin" import "$file" --teamspace acme --format json)
+  (cd "$work" && measure remerge "$bin" import "$file" --teamspace acme --format json)
   unset RUST_LOG
 done
 
@@ -65,7 +69,7 @@ for line in open(sys.argv[1]):
 ref = statistics.median(s for s, _ in results["ref"])
 print(f"\n{sys.argv[2]} rows, median of {len(results['ref'])} rounds")
 print(f"{'case':8} {'seconds':>8} {'ratio':>6} {'peak MB':>8}")
-for name in ["ref", "first", "repeat", "replan"]:
+for name in ["ref", "first", "repeat", "replan", "merge", "remerge"]:
     seconds = statistics.median(s for s, _ in results[name])
     peak = max(kb for _, kb in results[name]) / 1024
     print(f"{name:8} {seconds:8.2f} {seconds / ref:6.2f} {peak:8.0f}")

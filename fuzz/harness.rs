@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use c7sync::scim::filter::{self, Scope};
+use c7sync::scim::filter::{self, FilterScope};
 use c7sync::scim::patch::{self, PatchRequest};
 use c7sync::scim::schema::{ResourceType, GROUPS, USERS};
 use c7sync::source::csv::{self, ReadOptions};
@@ -54,9 +54,9 @@ pub fn scim_filter(data: &[u8]) {
     assert!(text.len() <= filter::MAX_FILTER_LEN, "an over-long filter parsed");
     for (rt, resource) in [(USERS, user()), (GROUPS, group())] {
         let _ = filter::to_sql(&parsed, rt);
-        let matched = filter::matches(&parsed, &resource, Scope::Resource(rt));
+        let matched = filter::matches(&parsed, &resource, FilterScope::Resource(rt));
         if let Ok(negated) = filter::parse(&format!("not ({text})")) {
-            let negation = filter::matches(&negated, &resource, Scope::Resource(rt));
+            let negation = filter::matches(&negated, &resource, FilterScope::Resource(rt));
             assert_ne!(matched, negation, "`{text}` and its negation agree on a {}", rt.name);
         }
     }

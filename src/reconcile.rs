@@ -1,15 +1,12 @@
 //! The reconcile core, the one path by which members change: load the current state, plan,
 //! guard, then apply (or record a dry run / held plan), in one write transaction.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::domain::{DisplayName, Oid, RunId, SourceName};
+use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
 use crate::plan::guard::{self, GuardInput};
-use crate::plan::{snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
+use crate::plan::{merge_digest, snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
 use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
 
 /// Delta batches naming more members than this load the whole teamspace.
@@ -130,36 +127,29 @@ pub enum ReconcileError {
     Refused(String),
 }
 
-/// A teamspace locked for writing: its run lock and an open write session.
+/// A teamspace locked for writing: an open write session, which holds the teamspace's turn.
 pub struct Locked {
     /// The open transaction.
     pub session: crate::store::WriteSession,
     locking_at: Millis,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// Runs reconciliations against one store. Runs of one teamspace queue on an in-process lock,
-/// and across processes on the database's write lock.
+/// Runs reconciliations against one store. Runs of one teamspace queue on their write
+/// sessions (see [`Store::begin_write`]).
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: Store,
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Reconciler {
     /// A reconciler over `store`.
     pub fn new(store: Store) -> Self {
-        Reconciler { store, locks: Arc::default() }
+        Reconciler { store }
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    fn teamspace_lock(&self, teamspace: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(teamspace.to_owned()).or_default().clone()
     }
 
     /// Plans `desired` for the request's source and applies it, or records it as a dry run or
@@ -189,10 +179,9 @@ impl Reconciler {
     /// returned session, and the run [`run_locked`](Self::run_locked) then applies, commits
     /// as one transaction (SCIM uses this to store a resource and its member change together).
     pub async fn lock(&self, teamspace: &str) -> Result<Locked, ReconcileError> {
-        let guard = self.teamspace_lock(teamspace).lock_owned().await;
         let locking_at = Millis::now();
         let session = self.store.begin_write(teamspace).await?;
-        Ok(Locked { session, locking_at, _guard: guard })
+        Ok(Locked { session, locking_at })
     }
 
     /// `approves`: the held run and the source claims version it was planned against.
@@ -215,7 +204,7 @@ impl Reconciler {
         desired: Desired,
         approves: Option<(RunId, i64)>,
     ) -> Result<RunReport, ReconcileError> {
-        let Locked { mut session, locking_at: started_at, _guard } = locked;
+        let Locked { mut session, locking_at: started_at } = locked;
         let (is_snapshot, snapshot_len, oids) = match &desired {
             Desired::Snapshot(claims) => (true, claims.len() as u64, Vec::new()),
             Desired::Deltas(deltas) => (false, 0, deltas.iter().map(delta_oid).collect::<Vec<Oid>>()),
@@ -231,6 +220,8 @@ impl Reconciler {
         let teamspace = session.teamspace().clone();
         let digest = match &desired {
             Desired::Snapshot(claims) if request.source.kind().is_snapshot_kind() => Some(snapshot_digest(claims)),
+            // A merge import; not SCIM or manual batches, whose inputs never repeat whole.
+            Desired::Deltas(deltas) if request.source.kind() == SourceKind::Csv => merge_digest(deltas),
             _ => None,
         };
         // The same snapshot as this source last applied, with nothing applied since: planning
@@ -243,13 +234,14 @@ impl Reconciler {
         let current = if unchanged_snapshot { Vec::new() } else { session.load_current(scope).await? };
         let loaded_at = Millis::now();
         let mut plan = if unchanged_snapshot {
-            tracing::debug!("snapshot unchanged since this source last applied it; nothing to plan");
-            Plan { changes: Vec::new(), unchanged: snapshot_len }
+            tracing::debug!("input unchanged since this source last applied it; nothing to plan");
+            Plan { changes: Vec::new(), unchanged: if is_snapshot { snapshot_len } else { oids.len() as u64 } }
         } else {
             Planner::new(source.id, session.source_kinds().await?).plan(desired, &current)
         };
         let planned_at = Millis::now();
-        let trip = guard::check(
+        session.resolve_attributes(&mut plan).await?;
+        let verdict = guard::check(
             &plan,
             GuardInput {
                 is_snapshot: is_snapshot && request.source.kind().is_snapshot_kind(),
@@ -272,16 +264,17 @@ impl Reconciler {
             snapshot_digest: digest,
             ..request.new_run(teamspace.id, &source, input)
         };
-        let (outcome, reason) = match (request.options.dry_run, trip) {
+        let (outcome, reason, cleared) = match (request.options.dry_run, verdict) {
             // A dry run says what the guard would do but never holds a plan for approval.
-            (true, trip) => (Outcome::DryRun, trip.err().map(|t| format!("a real run would be held back: {t}"))),
-            (false, Err(trip)) => (Outcome::Aborted, Some(trip.to_string())),
-            (false, Ok(())) => (Outcome::Applied, None),
+            (true, verdict) => {
+                (Outcome::DryRun, verdict.err().map(|t| format!("a real run would be held back: {t}")), None)
+            }
+            (false, Err(trip)) => (Outcome::Aborted, Some(trip.to_string()), None),
+            (false, Ok(cleared)) => (Outcome::Applied, None, Some(cleared)),
         };
-        session.resolve_attributes(&mut plan).await?;
-        let run_id = match outcome {
-            Outcome::Applied => session.apply(&run, &plan, Millis::now()).await?,
-            _ => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
+        let run_id = match cleared {
+            Some(cleared) => session.apply(&run, cleared, Millis::now()).await?,
+            None => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
         };
         let counts = plan.counts();
         let finished_at = Millis::now();

@@ -184,9 +184,14 @@ impl Context {
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
-    Store::open(&StoreSettings::new(url))
-        .await
-        .map_err(|e| anyhow::Error::new(e).context(format!("cannot open database {url}")))
+    Store::open(&StoreSettings::new(url)).await.map_err(|e| match e {
+        // Read-only file or folder, full disk: the machine needs fixing, not a retry (exit 2).
+        StoreError::Unavailable(why) => UsageError(format!(
+            "cannot open database {url}: {why}; this process must be able to write the file and its folder"
+        ))
+        .into(),
+        other => anyhow::Error::new(other).context(format!("cannot open database {url}")),
+    })
 }
 
 /// Runs the parsed command line and returns the process exit code.

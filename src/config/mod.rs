@@ -18,6 +18,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// The commented starter config `c7sync init` writes; also the README's sample.
 pub const STARTER_CONFIG: &str = include_str!("../../samples/c7sync.toml");
 
+/// The example file the starter config's csv source reads, written beside it by `c7sync init`
+/// so that the first `c7sync sync` works before the user has an export of their own.
+pub const STARTER_CSV: (&str, &str) = ("developers.csv", include_str!("../../samples/developers.csv"));
+
 /// A configuration problem: exit code 2, with the file and the key named.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

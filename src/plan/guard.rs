@@ -52,10 +52,24 @@ pub enum GuardTrip {
     },
 }
 
+/// A plan that passed the guards: the only way to a [`crate::store::WriteSession::apply`],
+/// so no code path can write a plan the guards did not see.
+#[derive(Debug)]
+pub struct Cleared<'a> {
+    plan: &'a Plan,
+}
+
+impl<'a> Cleared<'a> {
+    /// The plan that passed.
+    pub fn plan(&self) -> &'a Plan {
+        self.plan
+    }
+}
+
 /// Checks a plan; `Err` holds it back.
-pub fn check(plan: &Plan, input: GuardInput) -> Result<(), GuardTrip> {
+pub fn check(plan: &Plan, input: GuardInput) -> Result<Cleared<'_>, GuardTrip> {
     if !input.is_snapshot || input.allow_mass_removal {
-        return Ok(());
+        return Ok(Cleared { plan });
     }
     if input.snapshot_len == 0 && input.source_claims > 0 {
         return Err(GuardTrip::EmptySnapshot { held: input.source_claims });
@@ -70,7 +84,7 @@ pub fn check(plan: &Plan, input: GuardInput) -> Result<(), GuardTrip> {
             allowed,
         });
     }
-    Ok(())
+    Ok(Cleared { plan })
 }
 
 #[cfg(test)]

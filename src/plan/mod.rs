@@ -316,7 +316,29 @@ impl Planner {
 /// same attributes (emails compared case-insensitively, as planning does). A snapshot with
 /// repeated oids digests differently from its de-duplicated form, which only costs a full plan.
 pub fn snapshot_digest(claims: &[DesiredClaim]) -> [u8; 16] {
-    let mut sum: u128 = claims.len() as u128;
+    digest_of(claims.len() as u128, claims.iter())
+}
+
+/// Tells a merge input's digest from a snapshot's of the same claims: after a merge of X other
+/// claims of the source may remain, so a replace with X then is not a no-op (nor the reverse).
+const MERGE: u128 = 0x6d65_7267_6500_0000_0000_0000_0000_0000;
+
+/// Of a merge input (upserts only; `None` when it drops any claim), for the same shortcut as
+/// [`snapshot_digest`]: upserting the same claims again, with nothing applied since, changes
+/// nothing.
+pub fn merge_digest(deltas: &[Delta]) -> Option<[u8; 16]> {
+    let claims: Option<Vec<&DesiredClaim>> = deltas
+        .iter()
+        .map(|delta| match delta {
+            Delta::Upsert(claim) => Some(claim),
+            Delta::Drop(_) => None,
+        })
+        .collect();
+    claims.map(|claims| digest_of(claims.len() as u128 ^ MERGE, claims.into_iter()))
+}
+
+fn digest_of<'a>(seed: u128, claims: impl Iterator<Item = &'a DesiredClaim>) -> [u8; 16] {
+    let mut sum = seed;
     let mut buffer = Vec::with_capacity(128);
     for claim in claims {
         buffer.clear();

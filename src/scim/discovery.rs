@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::handlers::scim_json;
 use super::schema::{ResourceType, GROUPS, REGISTRY, USERS};
-use super::{ScimError, Tenant};
+use super::{ScimError, ScimTeamspace};
 
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -23,7 +23,7 @@ fn list(resources: Vec<Value>) -> Value {
     })
 }
 
-pub async fn service_provider_config(Extension(tenant): Extension<Tenant>) -> Response {
+pub async fn service_provider_config(Extension(teamspace): Extension<ScimTeamspace>) -> Response {
     let body = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/c7sync/c7sync#scim",
@@ -41,7 +41,7 @@ pub async fn service_provider_config(Extension(tenant): Extension<Tenant>) -> Re
         }],
         "meta": {
             "resourceType": "ServiceProviderConfig",
-            "location": format!("{}/ServiceProviderConfig", tenant.base_url),
+            "location": format!("{}/ServiceProviderConfig", teamspace.base_url),
         }
     });
     scim_json(StatusCode::OK, &body)
@@ -64,14 +64,14 @@ fn resource_type_document(rt: ResourceType, base_url: &str) -> Value {
     document
 }
 
-pub async fn resource_types(Extension(tenant): Extension<Tenant>) -> Response {
-    let all = [USERS, GROUPS].into_iter().map(|rt| resource_type_document(rt, &tenant.base_url)).collect();
+pub async fn resource_types(Extension(teamspace): Extension<ScimTeamspace>) -> Response {
+    let all = [USERS, GROUPS].into_iter().map(|rt| resource_type_document(rt, &teamspace.base_url)).collect();
     scim_json(StatusCode::OK, &list(all))
 }
 
-pub async fn resource_type(Extension(tenant): Extension<Tenant>, Path(id): Path<String>) -> Response {
+pub async fn resource_type(Extension(teamspace): Extension<ScimTeamspace>, Path(id): Path<String>) -> Response {
     match [USERS, GROUPS].into_iter().find(|rt| rt.name == id) {
-        Some(rt) => scim_json(StatusCode::OK, &resource_type_document(rt, &tenant.base_url)),
+        Some(rt) => scim_json(StatusCode::OK, &resource_type_document(rt, &teamspace.base_url)),
         None => axum::response::IntoResponse::into_response(ScimError::not_found(format!("no resource type `{id}`"))),
     }
 }
@@ -84,14 +84,14 @@ fn schema_document(document: &Value, base_url: &str) -> Value {
     document
 }
 
-pub async fn schemas(Extension(tenant): Extension<Tenant>) -> Response {
-    let all = REGISTRY.documents.iter().map(|d| schema_document(d, &tenant.base_url)).collect();
+pub async fn schemas(Extension(teamspace): Extension<ScimTeamspace>) -> Response {
+    let all = REGISTRY.documents.iter().map(|d| schema_document(d, &teamspace.base_url)).collect();
     scim_json(StatusCode::OK, &list(all))
 }
 
-pub async fn schema(Extension(tenant): Extension<Tenant>, Path(id): Path<String>) -> Response {
+pub async fn schema(Extension(teamspace): Extension<ScimTeamspace>, Path(id): Path<String>) -> Response {
     match REGISTRY.documents.iter().find(|d| d["id"].as_str() == Some(id.as_str())) {
-        Some(document) => scim_json(StatusCode::OK, &schema_document(document, &tenant.base_url)),
+        Some(document) => scim_json(StatusCode::OK, &schema_document(document, &teamspace.base_url)),
         None => axum::response::IntoResponse::into_response(ScimError::not_found(format!("no schema `{id}`"))),
     }
 }

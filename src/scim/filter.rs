@@ -382,7 +382,7 @@ pub fn parse_path(text: &str) -> Result<PatchPath, ParseError> {
 
 /// Where paths are resolved: a resource, or one value of a multi-valued complex attribute.
 #[derive(Clone, Copy)]
-pub enum Scope<'a> {
+pub enum FilterScope<'a> {
     /// A whole resource of this type.
     Resource(ResourceType),
     /// Inside a value of this complex attribute (value-path filters).
@@ -405,9 +405,9 @@ pub fn get_ci<'v>(object: &'v Value, key: &str) -> Option<&'v Value> {
 
 /// The values a path reaches (multi-valued attributes flattened), and whether they compare
 /// case-sensitively.
-fn values<'v>(resource: &'v Value, scope: Scope<'_>, path: &AttrPath) -> (Vec<&'v Value>, bool, Option<Type>) {
+fn values<'v>(resource: &'v Value, scope: FilterScope<'_>, path: &AttrPath) -> (Vec<&'v Value>, bool, Option<Type>) {
     let (container, definition) = match scope {
-        Scope::Resource(rt) => {
+        FilterScope::Resource(rt) => {
             let extension = match path.urn.as_deref().map(|u| extension_of(rt, u)) {
                 Some(Ok(extension)) => extension,
                 Some(Err(())) => return (Vec::new(), false, None),
@@ -419,7 +419,7 @@ fn values<'v>(resource: &'v Value, scope: Scope<'_>, path: &AttrPath) -> (Vec<&'
             };
             (container, rt.resolve(extension, &path.name).map(|r| r.attribute))
         }
-        Scope::Within(parent) => (Some(resource), parent.sub(&path.name)),
+        FilterScope::Within(parent) => (Some(resource), parent.sub(&path.name)),
     };
     let Some(value) = container.and_then(|c| get_ci(c, &path.name)) else {
         return (Vec::new(), false, None);
@@ -494,7 +494,7 @@ fn compare(value: &Value, op: Op, literal: &Literal, case_exact: bool, kind: Opt
 }
 
 /// Whether `resource` (its full JSON, with `id` and `meta`) matches `filter`.
-pub fn matches(filter: &Filter, resource: &Value, scope: Scope<'_>) -> bool {
+pub fn matches(filter: &Filter, resource: &Value, scope: FilterScope<'_>) -> bool {
     match filter {
         Filter::And(a, b) => matches(a, resource, scope) && matches(b, resource, scope),
         Filter::Or(a, b) => matches(a, resource, scope) || matches(b, resource, scope),
@@ -525,27 +525,29 @@ pub fn matches(filter: &Filter, resource: &Value, scope: Scope<'_>) -> bool {
         }
         Filter::ValuePath(path, inner) => {
             let definition = match scope {
-                Scope::Resource(rt) => {
+                FilterScope::Resource(rt) => {
                     let extension = path.urn.as_deref().and_then(|u| extension_of(rt, u).ok().flatten());
                     rt.resolve(extension, &path.name).map(|r| r.attribute)
                 }
-                Scope::Within(parent) => parent.sub(&path.name),
+                FilterScope::Within(parent) => parent.sub(&path.name),
             };
             let Some(definition) = definition else { return false };
             let whole = AttrPath { urn: path.urn.clone(), name: path.name.clone(), sub: None };
             let container = match scope {
-                Scope::Resource(rt) => {
+                FilterScope::Resource(rt) => {
                     let extension = whole.urn.as_deref().and_then(|u| extension_of(rt, u).ok().flatten());
                     match extension {
                         Some(urn) => get_ci(resource, urn).and_then(|c| get_ci(c, &whole.name)),
                         None => get_ci(resource, &whole.name),
                     }
                 }
-                Scope::Within(_) => get_ci(resource, &whole.name),
+                FilterScope::Within(_) => get_ci(resource, &whole.name),
             };
             match container {
-                Some(Value::Array(items)) => items.iter().any(|item| matches(inner, item, Scope::Within(definition))),
-                Some(item @ Value::Object(_)) => matches(inner, item, Scope::Within(definition)),
+                Some(Value::Array(items)) => {
+                    items.iter().any(|item| matches(inner, item, FilterScope::Within(definition)))
+                }
+                Some(item @ Value::Object(_)) => matches(inner, item, FilterScope::Within(definition)),
                 _ => false,
             }
         }
@@ -618,7 +620,7 @@ mod tests {
     }
 
     fn check(filter: &str) -> bool {
-        matches(&parse(filter).unwrap(), &user(), Scope::Resource(USERS))
+        matches(&parse(filter).unwrap(), &user(), FilterScope::Resource(USERS))
     }
 
     #[test]

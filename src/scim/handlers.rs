@@ -11,11 +11,11 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::filter::{self, Scope};
+use super::filter::{self, FilterScope};
 use super::resource::{attribute_list, etag, project, render};
 use super::schema::{ResourceType, GROUPS, USERS};
-use super::writer::{self, Change};
-use super::{ScimError, ScimState, Tenant, SCIM_JSON};
+use super::writer::{self, ResourceChange};
+use super::{ScimError, ScimState, ScimTeamspace, SCIM_JSON};
 use crate::store::ResourceKind;
 
 /// Largest accepted body.
@@ -65,7 +65,7 @@ pub(super) fn kind_of(rt: ResourceType) -> ResourceKind {
 }
 
 /// Reads a JSON body: at most 1 MiB, a JSON media type in UTF-8, valid JSON, no attribute twice.
-async fn read_json(tenant: &Tenant, headers: &HeaderMap, body: Body) -> Result<Value> {
+async fn read_json(teamspace: &ScimTeamspace, headers: &HeaderMap, body: Body) -> Result<Value> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let text = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
         let mut parts = text.split(';');
@@ -84,7 +84,7 @@ async fn read_json(tenant: &Tenant, headers: &HeaderMap, body: Body) -> Result<V
     // The body is read under the teamspace's own limit and arrives before a parsing permit is
     // taken: a client that sends slowly holds up its own teamspace's reads, not the few
     // permits every teamspace's writes share. Neither semaphore is ever closed.
-    let _reading = tenant.limits.bodies.acquire().await.ok();
+    let _reading = teamspace.limits.bodies.acquire().await.ok();
     let bytes =
         axum::body::to_bytes(body, MAX_BODY).await.map_err(
             |error| match crate::http::deadline::BodyTimeout::cause_of(&error) {
@@ -159,9 +159,14 @@ struct ListParams<'a> {
     excluded: Option<&'a str>,
 }
 
-async fn list(state: &ScimState, tenant: &Tenant, rt: ResourceType, params: ListParams<'_>) -> Result<Response> {
+async fn list(
+    state: &ScimState,
+    teamspace: &ScimTeamspace,
+    rt: ResourceType,
+    params: ListParams<'_>,
+) -> Result<Response> {
     let start = params.start_index.unwrap_or(1).max(1);
-    let (total, resources) = matching(state, tenant, rt, &params).await?;
+    let (total, resources) = matching(state, teamspace, rt, &params).await?;
     Ok(list_response(total, start, resources))
 }
 
@@ -179,7 +184,7 @@ fn list_response(total: i64, start: i64, resources: Vec<Value>) -> Response {
 /// The total and the requested page of resources of one type matching the filter, projected.
 async fn matching(
     state: &ScimState,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     rt: ResourceType,
     params: &ListParams<'_>,
 ) -> Result<(i64, Vec<Value>)> {
@@ -197,11 +202,12 @@ async fn matching(
     let sql = filter.as_ref().and_then(|f| filter::to_sql(f, rt));
     let (total, page) = match (&filter, &sql) {
         (None, _) | (Some(_), Some(_)) => {
-            let (total, rows) = store.scim_query(tenant.teamspace_id, kind, sql.as_ref(), start - 1, count).await?;
-            let rendered: Vec<Value> = rows.iter().map(|r| render(rt, r, &tenant.base_url)).collect::<Result<_>>()?;
+            let (total, rows) = store.scim_query(teamspace.teamspace_id, kind, sql.as_ref(), start - 1, count).await?;
+            let rendered: Vec<Value> =
+                rows.iter().map(|r| render(rt, r, &teamspace.base_url)).collect::<Result<_>>()?;
             (total, rendered)
         }
-        (Some(filter), None) => scan(state, tenant, rt, filter, start - 1, count).await?,
+        (Some(filter), None) => scan(state, teamspace, rt, filter, start - 1, count).await?,
     };
     let resources: Vec<Value> = page.into_iter().map(|r| project(rt, r, &attributes, &excluded)).collect();
     Ok((total, resources))
@@ -212,13 +218,13 @@ async fn matching(
 /// teamspace at a time (see [`super::MAX_SCANS`]).
 async fn scan(
     state: &ScimState,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     rt: ResourceType,
     filter: &filter::Filter,
     skip: i64,
     count: i64,
 ) -> Result<(i64, Vec<Value>)> {
-    let _turn = tokio::time::timeout(SCAN_WAIT, tenant.limits.scans.acquire())
+    let _turn = tokio::time::timeout(SCAN_WAIT, teamspace.limits.scans.acquire())
         .await
         .map_err(|_| {
             ScimError::overloaded(format!(
@@ -231,10 +237,10 @@ async fn scan(
     let store = state.reconciler.store();
     let (mut total, mut page, mut after) = (0i64, Vec::new(), 0i64);
     loop {
-        let chunk = store.scim_chunk(tenant.teamspace_id, kind_of(rt), after, SCAN_CHUNK).await?;
+        let chunk = store.scim_chunk(teamspace.teamspace_id, kind_of(rt), after, SCAN_CHUNK).await?;
         for (_, row) in &chunk {
-            let resource = render(rt, row, &tenant.base_url)?;
-            if filter::matches(filter, &resource, Scope::Resource(rt)) {
+            let resource = render(rt, row, &teamspace.base_url)?;
+            if filter::matches(filter, &resource, FilterScope::Resource(rt)) {
                 if total >= skip && (page.len() as i64) < count {
                     page.push(resource);
                 }
@@ -254,7 +260,7 @@ const SCAN_CHUNK: i64 = 500;
 /// How long a scan waits for its teamspace's turn before it is refused with 503.
 const SCAN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn list_get(state: ScimState, tenant: Tenant, rt: ResourceType, query: ListQuery) -> Response {
+async fn list_get(state: ScimState, teamspace: ScimTeamspace, rt: ResourceType, query: ListQuery) -> Response {
     respond(
         async {
             let start = number(query.start_index.as_deref(), "startIndex")?;
@@ -266,7 +272,7 @@ async fn list_get(state: ScimState, tenant: Tenant, rt: ResourceType, query: Lis
                 attributes: query.attributes.as_deref(),
                 excluded: query.excluded_attributes.as_deref(),
             };
-            list(&state, &tenant, rt, params).await
+            list(&state, &teamspace, rt, params).await
         }
         .await,
     )
@@ -275,14 +281,14 @@ async fn list_get(state: ScimState, tenant: Tenant, rt: ResourceType, query: Lis
 /// `POST /Users/.search`, `/Groups/.search`, or `/.search` across both (`rt` = `None`).
 async fn search(
     state: ScimState,
-    tenant: Tenant,
+    teamspace: ScimTeamspace,
     rt: Option<ResourceType>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     respond(
         async {
-            let request: SearchRequest = serde_json::from_value(read_json(&tenant, &headers, body).await?)
+            let request: SearchRequest = serde_json::from_value(read_json(&teamspace, &headers, body).await?)
                 .map_err(|e| ScimError::invalid_syntax(format!("not a SearchRequest: {e}")))?;
             let attributes = (!request.attributes.is_empty()).then(|| request.attributes.join(","));
             let excluded = (!request.excluded_attributes.is_empty()).then(|| request.excluded_attributes.join(","));
@@ -294,19 +300,19 @@ async fn search(
                 excluded: excluded.as_deref(),
             };
             if let Some(rt) = rt {
-                return list(&state, &tenant, rt, params).await;
+                return list(&state, &teamspace, rt, params).await;
             }
             // Across resource types: Users, then Groups, paged as one list. The page is cut
             // from each type's own paging, so a start past the first 1,000 Users still lands.
             let start = params.start_index.unwrap_or(1).max(1);
             let count = params.count.unwrap_or(MAX_RESULTS).clamp(0, MAX_RESULTS);
-            let (users_total, mut page) = matching(&state, &tenant, USERS, &params).await?;
+            let (users_total, mut page) = matching(&state, &teamspace, USERS, &params).await?;
             let groups = ListParams {
                 start_index: Some((start - users_total).max(1)),
                 count: Some(count - page.len() as i64),
                 ..params
             };
-            let (groups_total, groups) = matching(&state, &tenant, GROUPS, &groups).await?;
+            let (groups_total, groups) = matching(&state, &teamspace, GROUPS, &groups).await?;
             page.extend(groups);
             Ok(list_response(users_total + groups_total, start, page))
         }
@@ -317,25 +323,31 @@ async fn search(
 /// `POST /.search`.
 pub async fn search_all(
     State(state): State<ScimState>,
-    Extension(tenant): Extension<Tenant>,
+    Extension(teamspace): Extension<ScimTeamspace>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    search(state, tenant, None, headers, body).await
+    search(state, teamspace, None, headers, body).await
 }
 
-async fn get_one(state: ScimState, tenant: Tenant, rt: ResourceType, id: String, projection: Projection) -> Response {
+async fn get_one(
+    state: ScimState,
+    teamspace: ScimTeamspace,
+    rt: ResourceType,
+    id: String,
+    projection: Projection,
+) -> Response {
     respond(
         async {
             let stored = state
                 .reconciler
                 .store()
-                .scim_get(tenant.teamspace_id, kind_of(rt), &id)
+                .scim_get(teamspace.teamspace_id, kind_of(rt), &id)
                 .await?
                 .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
             let attributes = attribute_list(projection.attributes.as_deref())?;
             let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
-            let body = project(rt, render(rt, &stored, &tenant.base_url)?, &attributes, &excluded);
+            let body = project(rt, render(rt, &stored, &teamspace.base_url)?, &attributes, &excluded);
             Ok(resource_response(StatusCode::OK, &body, stored.version, None))
         }
         .await,
@@ -344,20 +356,20 @@ async fn get_one(state: ScimState, tenant: Tenant, rt: ResourceType, id: String,
 
 async fn write(
     state: &ScimState,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     rt: ResourceType,
     id: Option<String>,
     headers: &HeaderMap,
-    change: Change,
+    change: ResourceChange,
     projection: Projection,
 ) -> Result<Response> {
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let created = id.is_none();
-    let stored = writer::submit(state, tenant, rt, id, if_match, change).await?;
+    let stored = writer::submit(state, teamspace, rt, id, if_match, change).await?;
     let Some(stored) = stored else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let rendered = render(rt, &stored, &tenant.base_url)?;
+    let rendered = render(rt, &stored, &teamspace.base_url)?;
     let attributes = attribute_list(projection.attributes.as_deref())?;
     let excluded = attribute_list(projection.excluded_attributes.as_deref())?;
     let location = rendered["meta"]["location"].as_str().map(str::to_owned);
@@ -370,7 +382,7 @@ async fn write(
 }
 
 async fn write_response(
-    (state, tenant, rt): (ScimState, Tenant, ResourceType),
+    (state, teamspace, rt): (ScimState, ScimTeamspace, ResourceType),
     id: Option<String>,
     headers: HeaderMap,
     body: Option<Body>,
@@ -380,19 +392,19 @@ async fn write_response(
     respond(
         async {
             let change = match (kind, body) {
-                ("delete", _) => Change::Delete,
-                (_, None) => Change::Delete,
+                ("delete", _) => ResourceChange::Delete,
+                (_, None) => ResourceChange::Delete,
                 ("patch", Some(body)) => {
-                    let value = read_json(&tenant, &headers, body).await?;
-                    Change::Patch(
+                    let value = read_json(&teamspace, &headers, body).await?;
+                    ResourceChange::Patch(
                         serde_json::from_value(value)
                             .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp request: {e}")))?,
                     )
                 }
-                ("create", Some(body)) => Change::Create(read_json(&tenant, &headers, body).await?),
-                (_, Some(body)) => Change::Replace(read_json(&tenant, &headers, body).await?),
+                ("create", Some(body)) => ResourceChange::Create(read_json(&teamspace, &headers, body).await?),
+                (_, Some(body)) => ResourceChange::Replace(read_json(&teamspace, &headers, body).await?),
             };
-            write(&state, &tenant, rt, id, &headers, change, projection).await
+            write(&state, &teamspace, rt, id, &headers, change, projection).await
         }
         .await,
     )
@@ -402,75 +414,75 @@ macro_rules! resource_handlers {
     ($rt:expr, $list:ident, $search:ident, $get:ident, $create:ident, $replace:ident, $patch:ident, $delete:ident) => {
         pub async fn $list(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             query: Result<Query<ListQuery>, QueryRejection>,
         ) -> Response {
             match query {
-                Ok(Query(query)) => list_get(state, tenant, $rt, query).await,
+                Ok(Query(query)) => list_get(state, teamspace, $rt, query).await,
                 Err(rejection) => ScimError::invalid_value(format!("query parameters: {rejection}")).into_response(),
             }
         }
 
         pub async fn $search(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             headers: HeaderMap,
             body: Body,
         ) -> Response {
-            search(state, tenant, Some($rt), headers, body).await
+            search(state, teamspace, Some($rt), headers, body).await
         }
 
         pub async fn $get(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             Path(id): Path<String>,
             projection: Result<Query<Projection>, QueryRejection>,
         ) -> Response {
-            get_one(state, tenant, $rt, id, projection.map(|q| q.0).unwrap_or_default()).await
+            get_one(state, teamspace, $rt, id, projection.map(|q| q.0).unwrap_or_default()).await
         }
 
         pub async fn $create(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             projection: Result<Query<Projection>, QueryRejection>,
             headers: HeaderMap,
             body: Body,
         ) -> Response {
             let projection = projection.map(|q| q.0).unwrap_or_default();
-            write_response((state, tenant, $rt), None, headers, Some(body), "create", projection).await
+            write_response((state, teamspace, $rt), None, headers, Some(body), "create", projection).await
         }
 
         pub async fn $replace(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             Path(id): Path<String>,
             projection: Result<Query<Projection>, QueryRejection>,
             headers: HeaderMap,
             body: Body,
         ) -> Response {
             let projection = projection.map(|q| q.0).unwrap_or_default();
-            write_response((state, tenant, $rt), Some(id), headers, Some(body), "replace", projection).await
+            write_response((state, teamspace, $rt), Some(id), headers, Some(body), "replace", projection).await
         }
 
         pub async fn $patch(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             Path(id): Path<String>,
             projection: Result<Query<Projection>, QueryRejection>,
             headers: HeaderMap,
             body: Body,
         ) -> Response {
             let projection = projection.map(|q| q.0).unwrap_or_default();
-            write_response((state, tenant, $rt), Some(id), headers, Some(body), "patch", projection).await
+            write_response((state, teamspace, $rt), Some(id), headers, Some(body), "patch", projection).await
         }
 
         pub async fn $delete(
             State(state): State<ScimState>,
-            Extension(tenant): Extension<Tenant>,
+            Extension(teamspace): Extension<ScimTeamspace>,
             Path(id): Path<String>,
             headers: HeaderMap,
         ) -> Response {
-            write_response((state, tenant, $rt), Some(id), headers, None, "delete", Projection::default()).await
+            write_response((state, teamspace, $rt), Some(id), headers, None, "delete", Projection::default()).await
         }
     };
 }

@@ -61,7 +61,7 @@ pub struct ScimState {
 pub const MAX_BODIES_READ: usize = 4;
 
 /// Searches on attributes with no index (each reads every resource of the teamspace) that
-/// one teamspace may run at once. More wait their turn, so one tenant's report cannot take
+/// one teamspace may run at once. More wait their turn, so one teamspace's report cannot take
 /// every database connection and CPU from the others' look-ups.
 pub const MAX_SCANS: usize = 1;
 
@@ -145,11 +145,11 @@ impl ScimState {
 
 /// The teamspace a request's token belongs to.
 #[derive(Debug, Clone)]
-pub struct Tenant {
+pub struct ScimTeamspace {
     /// Row id.
     pub teamspace_id: i64,
     /// Slug.
-    pub teamspace: String,
+    pub name: String,
     /// Its scim source's policy.
     pub policy: Policy,
     /// `http(s)://host/scim/v2`, for `meta.location`.
@@ -204,7 +204,7 @@ async fn require_utf8_query(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Bearer token → [`Tenant`], or 401 (403 when the teamspace no longer accepts SCIM).
+/// Bearer token → [`ScimTeamspace`], or 401 (403 when the teamspace no longer accepts SCIM).
 async fn authenticate(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -246,9 +246,9 @@ async fn authenticate(State(state): State<ScimState>, mut request: Request, next
             format!("{}://{host}/scim/v2", if https { "https" } else { "http" })
         }
     };
-    request.extensions_mut().insert(Tenant {
+    request.extensions_mut().insert(ScimTeamspace {
         teamspace_id: credential.teamspace_id,
-        teamspace: credential.teamspace,
+        name: credential.teamspace,
         policy,
         base_url,
         limits,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use super::filter::{matches, parse_path, Filter, Literal, Op, PatchPath, Scope};
+use super::filter::{matches, parse_path, Filter, FilterScope, Literal, Op, PatchPath};
 use super::resource::{normalize_single, normalize_value, set_schemas};
 use super::schema::{Attribute, Mutability, ResourceType, Type};
 
@@ -310,7 +310,7 @@ fn with_filter(
     value: Option<Value>,
 ) -> Result<(), ScimError> {
     let name = attribute.name.clone();
-    let scope = Scope::Within(attribute);
+    let scope = FilterScope::Within(attribute);
     let new = match (kind, sub) {
         (Kind::Remove, _) => None,
         (_, Some(sub)) => Some(normalize_single(sub, value.unwrap_or(Value::Null))?),

@@ -18,7 +18,7 @@ use super::patch::{self, PatchRequest};
 use super::provision::{deltas_for, user_facts, UserFacts};
 use super::resource::normalize;
 use super::schema::ResourceType;
-use super::{ScimError, ScimState, Tenant};
+use super::{ScimError, ScimState, ScimTeamspace};
 use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
 use crate::plan::Desired;
@@ -35,7 +35,7 @@ const DETAILS_SHOWN: usize = 50;
 type Result<T, E = ScimError> = std::result::Result<T, E>;
 
 /// What a write does to the stored body.
-pub enum Change {
+pub enum ResourceChange {
     /// POST.
     Create(Value),
     /// PUT.
@@ -46,24 +46,24 @@ pub enum Change {
     Delete,
 }
 
-impl Change {
+impl ResourceChange {
     fn name(&self) -> &'static str {
         match self {
-            Change::Create(_) => "create",
-            Change::Replace(_) => "replace",
-            Change::Patch(_) => "patch",
-            Change::Delete => "delete",
+            ResourceChange::Create(_) => "create",
+            ResourceChange::Replace(_) => "replace",
+            ResourceChange::Patch(_) => "patch",
+            ResourceChange::Delete => "delete",
         }
     }
 }
 
 /// One write request.
 pub(super) struct Job {
-    tenant: Tenant,
+    teamspace: ScimTeamspace,
     rt: ResourceType,
     id: Option<String>,
     if_match: Option<String>,
-    change: Change,
+    change: ResourceChange,
     reply: oneshot::Sender<Result<Option<StoredResource>>>,
 }
 
@@ -82,15 +82,15 @@ pub type Writers = std::sync::Arc<std::sync::Mutex<HashMap<i64, mpsc::Sender<Job
 /// resource (`None` after a delete).
 pub async fn submit(
     state: &ScimState,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     rt: ResourceType,
     id: Option<String>,
     if_match: Option<String>,
-    change: Change,
+    change: ResourceChange,
 ) -> Result<Option<StoredResource>> {
     let (reply, answer) = oneshot::channel();
-    let job = Job { tenant: tenant.clone(), rt, id, if_match, change, reply };
-    let sender = writer_for(state, tenant.teamspace_id)?;
+    let job = Job { teamspace: teamspace.clone(), rt, id, if_match, change, reply };
+    let sender = writer_for(state, teamspace.teamspace_id)?;
     sender.send(job).await.map_err(|_| ScimError::internal("the SCIM writer stopped"))?;
     answer.await.map_err(|_| ScimError::internal("the SCIM writer dropped a request"))?
 }
@@ -120,8 +120,8 @@ async fn run(reconciler: Reconciler, mut receiver: mpsc::Receiver<Job>) {
 }
 
 async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
-    let tenant = jobs[0].tenant.clone();
-    let mut locked = match reconciler.lock(&tenant.teamspace).await {
+    let teamspace = jobs[0].teamspace.clone();
+    let mut locked = match reconciler.lock(&teamspace.name).await {
         Ok(locked) => locked,
         Err(error) => {
             let error = ScimError::from(error);
@@ -160,7 +160,7 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
     }
     let committed = match failed {
         Some(error) => Err(error),
-        None => finish(reconciler, locked, &tenant, oids, not_members, operations).await,
+        None => finish(reconciler, locked, &teamspace, oids, not_members, operations).await,
     };
     for (reply, outcome) in replies {
         let outcome = match (&committed, outcome) {
@@ -175,12 +175,12 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
 async fn finish(
     reconciler: &Reconciler,
     mut locked: Locked,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     oids: Vec<Oid>,
     not_members: Vec<String>,
     operations: Vec<Value>,
 ) -> Result<()> {
-    let deltas = deltas_for(&mut locked.session, &tenant.policy, oids).await?;
+    let deltas = deltas_for(&mut locked.session, &teamspace.policy, oids).await?;
     // A resource change that changes no member needs no run, unless it leaves an active user
     // outside: that run (with no changes) is how `c7sync runs show` tells the admin why.
     if deltas.is_empty() && not_members.is_empty() {
@@ -194,14 +194,14 @@ async fn finish(
     if !not_members.is_empty() {
         details["not_a_member"] = serde_json::json!(not_members.iter().take(DETAILS_SHOWN).collect::<Vec<_>>());
     }
-    let request = RunRequest::new(&tenant.teamspace, SourceName::scim(), "scim").with_details(details);
+    let request = RunRequest::new(&teamspace.name, SourceName::scim(), "scim").with_details(details);
     reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
     Ok(())
 }
 
 /// One request's resource change, inside the batch's transaction.
 async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
-    let (tenant, rt) = (&job.tenant, job.rt);
+    let (teamspace, rt) = (&job.teamspace, job.rt);
     let kind = kind_of(rt);
     let previous = match &job.id {
         Some(id) => Some(
@@ -223,23 +223,23 @@ async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
         .map_err(|e| ScimError::internal(format!("stored resource: {e}")))?;
     let id = job.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let body = match &job.change {
-        Change::Create(input) | Change::Replace(input) => {
+        ResourceChange::Create(input) | ResourceChange::Replace(input) => {
             let mut body = normalize(rt, input.clone())?;
             body.retain(|k, _| k != "id" && k != "meta");
             Some(body)
         }
-        Change::Patch(request) => {
+        ResourceChange::Patch(request) => {
             let mut body = previous_body.clone().unwrap_or_default();
             patch::apply(rt, &mut body, request.clone())?;
             Some(body)
         }
-        Change::Delete => None,
+        ResourceChange::Delete => None,
     };
     let now = Millis::now();
     let (oids, not_a_member, stored) = match kind {
-        ResourceKind::User => write_user(locked, tenant, &id, previous_body.as_ref(), body.as_ref(), now).await?,
+        ResourceKind::User => write_user(locked, teamspace, &id, previous_body.as_ref(), body.as_ref(), now).await?,
         ResourceKind::Group => {
-            let (oids, stored) = write_group(locked, tenant, &id, body.as_ref(), now).await?;
+            let (oids, stored) = write_group(locked, teamspace, &id, body.as_ref(), now).await?;
             (oids, None, stored)
         }
     };
@@ -251,13 +251,13 @@ async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
 /// user is not a member when that just became so.
 async fn write_user(
     locked: &mut Locked,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     id: &str,
     previous: Option<&Map<String, Value>>,
     body: Option<&Map<String, Value>>,
     now: Millis,
 ) -> Result<(Vec<Oid>, Option<String>, Option<StoredResource>)> {
-    let before: Option<UserFacts> = previous.map(|p| user_facts(p, &tenant.policy));
+    let before: Option<UserFacts> = previous.map(|p| user_facts(p, &teamspace.policy));
     let session = &mut locked.session;
     let Some(body) = body else {
         session.scim_delete(ResourceKind::User, id).await?;
@@ -278,10 +278,10 @@ async fn write_user(
         name.parse::<crate::domain::DisplayName>().map_err(|e| ScimError::invalid_value(e.to_string()))?;
     }
     let external_id = body.get("externalId").and_then(Value::as_str).map(str::to_owned);
-    let facts = user_facts(body, &tenant.policy);
+    let facts = user_facts(body, &teamspace.policy);
     if facts.active && facts.claim.is_none() {
         tracing::warn!(
-            teamspace = %tenant.teamspace,
+            teamspace = %teamspace.name,
             scim_user = id,
             user_name = %user_name,
             problem = facts.problem.as_deref().unwrap_or_default(),
@@ -329,14 +329,14 @@ async fn write_user(
 /// after (their claims depend on it).
 async fn write_group(
     locked: &mut Locked,
-    tenant: &Tenant,
+    teamspace: &ScimTeamspace,
     id: &str,
     body: Option<&Map<String, Value>>,
     now: Millis,
 ) -> Result<(Vec<Oid>, Option<StoredResource>)> {
     let session = &mut locked.session;
     let mut oids =
-        if tenant.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
+        if teamspace.policy.groups.is_empty() { Vec::new() } else { session.scim_group_member_oids(id).await? };
     let Some(body) = body else {
         session.scim_delete(ResourceKind::Group, id).await?;
         return Ok((oids, None));
@@ -361,7 +361,7 @@ async fn write_group(
         resource: Value::Object(body.clone()).to_string(),
     };
     let (version, created_at) = session.scim_put_group(&row, now).await?;
-    if !tenant.policy.groups.is_empty() {
+    if !teamspace.policy.groups.is_empty() {
         oids.extend(session.scim_group_member_oids(id).await?);
     }
     Ok((oids, Some(StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now })))

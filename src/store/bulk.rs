@@ -49,7 +49,7 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// more than the B-tree work it does (each step opens a cursor, seeks from the root and
 /// halts), so full chunks go through one statement with this many rows (4,096-row statements
 /// measured no faster; BENCHMARKS.md). The rows that do not fill a last chunk go one at a time.
-pub(super) const CHUNK_ROWS: usize = 256;
+pub(super) const INSERT_CHUNK_ROWS: usize = 256;
 
 /// One `INSERT` fed a known number of rows, one at a time: the rows of full chunks are bound
 /// into a prepared multi-row statement, which runs when its last row is bound; the rows past
@@ -77,12 +77,12 @@ impl<'c> ChunkedInsert<'c> {
         let head = format!("INSERT INTO {table} ({columns}) VALUES");
         let width = columns.split(',').count();
         let row = format!("({})", vec!["?"; width].join(", "));
-        let chunk = vec![row.as_str(); CHUNK_ROWS].join(", ");
+        let chunk = vec![row.as_str(); INSERT_CHUNK_ROWS].join(", ");
         Ok(ChunkedInsert {
             chunk: connection.prepare(&format!("{head} {chunk}"))?,
             single: connection.prepare(&format!("{head} {row}"))?,
             columns: width,
-            chunked_rows: rows - rows % CHUNK_ROWS,
+            chunked_rows: rows - rows % INSERT_CHUNK_ROWS,
             declared: rows,
             pushed: 0,
             table,
@@ -97,9 +97,9 @@ impl<'c> ChunkedInsert<'c> {
         let row = self.pushed;
         self.pushed += 1;
         if row < self.chunked_rows {
-            let slot = row % CHUNK_ROWS;
+            let slot = row % INSERT_CHUNK_ROWS;
             bind(&mut RowValues { statement: &mut self.chunk, next: slot * self.columns + 1 })?;
-            if slot == CHUNK_ROWS - 1 {
+            if slot == INSERT_CHUNK_ROWS - 1 {
                 self.chunk.raw_execute()?;
             }
         } else {
@@ -161,7 +161,8 @@ mod tests {
 
     #[test]
     fn every_row_lands_whether_it_fills_a_chunk_or_not() {
-        for rows in [0, 1, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 1, 2 * CHUNK_ROWS + 88] {
+        for rows in [0, 1, INSERT_CHUNK_ROWS - 1, INSERT_CHUNK_ROWS, INSERT_CHUNK_ROWS + 1, 2 * INSERT_CHUNK_ROWS + 88]
+        {
             let connection = table();
             let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", rows).unwrap();
             push_rows(&mut insert, 0..rows as i64);
@@ -179,8 +180,8 @@ mod tests {
     #[test]
     fn fewer_rows_than_declared_is_an_error_not_a_silent_loss() {
         let connection = table();
-        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", CHUNK_ROWS).unwrap();
-        push_rows(&mut insert, 0..CHUNK_ROWS as i64 - 1);
+        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
+        push_rows(&mut insert, 0..INSERT_CHUNK_ROWS as i64 - 1);
         let error = insert.finish().unwrap_err().to_string();
         assert!(error.contains("255 rows were given where the plan counted 256"), "{error}");
     }
@@ -188,8 +189,8 @@ mod tests {
     #[test]
     fn a_constraint_failure_in_a_chunk_is_reported() {
         let connection = table();
-        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", CHUNK_ROWS).unwrap();
-        push_rows(&mut insert, 0..CHUNK_ROWS as i64 - 1);
+        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
+        push_rows(&mut insert, 0..INSERT_CHUNK_ROWS as i64 - 1);
         let duplicate = insert.push(|row| {
             row.value(0)?.value("again")?;
             Ok::<_, StoreError>(())

@@ -71,6 +71,9 @@ impl StoreSettings {
 pub struct Store {
     pool: SqlitePool,
     health: Arc<health::Health>,
+    /// Each teamspace's turn to write, in this process (across processes, SQLite's write lock
+    /// orders writers): held by every [`WriteSession`] from its start to its end.
+    turns: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// How long a request waits for a free connection before it is refused as unavailable (503):
@@ -206,7 +209,7 @@ impl Store {
             // Never a new empty file in place of one deleted under us.
             .connect_with(options.create_if_missing(file.is_none()))
             .await?;
-        Ok(Store { pool, health })
+        Ok(Store { pool, health, turns: Arc::default() })
     }
 
     /// Proves the database takes writes (at start: a read-only file is a clear error, not a
@@ -303,15 +306,21 @@ impl Store {
         teamspace_of(row, name)
     }
 
-    /// Starts the one kind of transaction that changes members: it takes SQLite's write lock
-    /// first (`BEGIN IMMEDIATE`, waiting up to the busy timeout), so the state it then reads
-    /// cannot change before it commits. Writers across processes queue instead of racing.
+    /// Starts the one kind of transaction that changes members: it waits for the teamspace's
+    /// turn in this process, then takes SQLite's write lock (`BEGIN IMMEDIATE`, waiting up to
+    /// the busy timeout), so the state it then reads cannot change before it commits. Writers
+    /// queue instead of racing; no session exists without both.
     pub async fn begin_write(&self, teamspace: &str) -> Result<WriteSession, StoreError> {
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            turns.entry(teamspace.to_owned()).or_default().clone()
+        };
+        let turn = turn.lock_owned().await;
         self.health.check_file()?;
         let mut tx = self.health.record(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from))?;
         let row = sqlx::query(TEAMSPACE_BY_NAME).bind(teamspace).fetch_optional(&mut *tx).await?;
         let teamspace = teamspace_of(row, teamspace)?;
-        Ok(WriteSession { tx, teamspace, health: self.health.clone() })
+        Ok(WriteSession { tx, teamspace, health: self.health.clone(), _turn: turn })
     }
 
     /// Whether the database answers a read of the schema: `/readyz`.

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::members::oid_of;
-use super::values::{values_list, CHUNK_ROWS};
+use super::values::{values_list, LIST_CHUNK_ROWS};
 use super::{Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::Oid;
@@ -361,7 +361,7 @@ impl WriteSession {
             .execute(&mut *self.tx)
             .await?;
         // Multi-row inserts: a group of 10,000 members is 20 statements, not 10,000.
-        for chunk in group.member_ids.chunks(CHUNK_ROWS) {
+        for chunk in group.member_ids.chunks(LIST_CHUNK_ROWS) {
             let sql = format!(
                 "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES {}",
                 values_list("(?, ?, ?)", chunk.len())
@@ -391,7 +391,7 @@ impl WriteSession {
     /// The SCIM users standing for each of `oids` (sorted, distinct), in one query per chunk.
     pub async fn scim_users_of_oids(&mut self, oids: &[Oid]) -> Result<Vec<(Oid, ScimUserFacts)>, StoreError> {
         let mut found = Vec::new();
-        for chunk in oids.chunks(CHUNK_ROWS) {
+        for chunk in oids.chunks(LIST_CHUNK_ROWS) {
             // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
             let sql = format!(
                 "SELECT oid, id, active, member_problem IS NULL, resource FROM scim_users INDEXED BY scim_users_by_oid \

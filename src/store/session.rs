@@ -12,10 +12,11 @@ use super::apply::{apply_plan, record, Tx};
 use super::bulk::with_connection;
 use super::health::Health;
 use super::packed::{attach_claims, members_page_sql, unpack, CLAIMS_RANGE_SQL, MEMBERS_PER_ROW, PACKED_MEMBERS};
-use super::values::{values_list, CHUNK_ROWS};
+use super::values::{values_list, LIST_CHUNK_ROWS};
 use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
 use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
+use crate::plan::guard::Cleared;
 use crate::plan::{Attributes, CurrentMember, MemberChange, Plan, SourceKey};
 
 /// An open write transaction on one teamspace. Dropping it without `apply` or `record_run`
@@ -24,6 +25,8 @@ pub struct WriteSession {
     pub(super) tx: Tx,
     pub(super) teamspace: TeamspaceRecord,
     pub(super) health: Arc<Health>,
+    /// The teamspace's turn to write in this process, given back when the session ends.
+    pub(super) _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Commits `tx` unless the database file is gone (what it holds would not survive a restart),
@@ -111,7 +114,7 @@ impl WriteSession {
                 let mut sorted: Vec<[u8; 16]> = oids.iter().map(|o| o.to_bytes()).collect();
                 sorted.sort_unstable();
                 sorted.dedup();
-                for chunk in sorted.chunks(CHUNK_ROWS) {
+                for chunk in sorted.chunks(LIST_CHUNK_ROWS) {
                     let sql = format!(
                         "SELECT {PACKED_MEMBERS} FROM (SELECT teamspace_id, oid, email_hash, name_hash, attrs_source_id \
                          FROM members WHERE teamspace_id = ? AND oid IN ({})) AS m",
@@ -155,9 +158,9 @@ impl WriteSession {
     }
 
     /// Commits a plan: run row, members, claims, audit and outbox rows, all or nothing.
-    #[tracing::instrument(skip_all, fields(teamspace = %self.teamspace.name, changes = plan.changes.len()))]
-    pub async fn apply(mut self, run: &NewRun, plan: &Plan, now: Millis) -> Result<RunId, StoreError> {
-        let run_id = apply_plan(&mut self.tx, run, plan, now).await?;
+    #[tracing::instrument(skip_all, fields(teamspace = %self.teamspace.name, changes = plan.plan().changes.len()))]
+    pub async fn apply(mut self, run: &NewRun, plan: Cleared<'_>, now: Millis) -> Result<RunId, StoreError> {
+        let run_id = apply_plan(&mut self.tx, run, plan.plan(), now).await?;
         commit(self.tx, &self.health).await?;
         Ok(run_id)
     }

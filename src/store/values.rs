@@ -3,7 +3,7 @@
 //! `bulk.rs`, which binds them without sqlx's per-argument copies.
 
 /// Rows per bulk statement. SQLite allows 32,766 parameters; larger chunks gain nothing.
-pub const CHUNK_ROWS: usize = 512;
+pub const LIST_CHUNK_ROWS: usize = 512;
 
 /// Repeats `row` (a tuple of anonymous `?` parameters) once per row, comma-separated.
 ///

@@ -92,7 +92,11 @@ pub async fn run_configured(
 ) -> Result<ImportOutcome, ReconcileError> {
     let path = settings.path.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<CsvContents, String> {
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = std::fs::File::open(&path).map_err(|e| {
+            // The path as resolved (relative paths follow the config file's folder).
+            let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            format!("cannot open {}: {e}; set this source's `path` in the config to your CSV export", shown.display())
+        })?;
         crate::source::csv::read_file(file, &path, crate::source::csv::ReadOptions::for_path(&path, tenant))
             .map_err(|e| format!("{}: {e}", path.display()))
     })

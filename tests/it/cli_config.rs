@@ -58,6 +58,19 @@ fn init_writes_a_valid_config_and_the_database_and_never_overwrites() {
     assert!(dir.path().join("c7sync.toml").exists());
     assert!(dir.path().join("c7sync.db").exists());
     run_binary(dir.path(), &["teamspace", "list"], None).expect(0);
+    // The starter's csv source has its file: the first sync works.
+    let first = run_binary(dir.path(), &["sync", "--format", "json"], None);
+    assert!(first.expect(0).stdout.contains("\"added\":4"), "{}", first.stdout);
+    std::fs::remove_file(dir.path().join("developers.csv")).unwrap();
+    let missing = run_binary(dir.path(), &["sync"], None);
+    let resolved = dir.path().canonicalize().unwrap().join("developers.csv");
+    assert!(
+        missing.stdout.contains(&resolved.display().to_string())
+            || missing.stderr.contains(&resolved.display().to_string()),
+        "the error shows the path it resolved: {}{}",
+        missing.stdout,
+        missing.stderr
+    );
     let again = run_binary(dir.path(), &["init"], None);
     again.expect(2);
     assert!(again.stderr.contains("--force"));

@@ -269,6 +269,31 @@ async fn an_unchanged_snapshot_is_skipped_only_while_nothing_else_changed() {
 }
 
 #[tokio::test]
+async fn a_repeated_merge_is_skipped_but_never_mistaken_for_a_snapshot() {
+    let db = temp_db_with(MaxRemovals::Count(100)).await;
+    let merge = |range: std::ops::Range<u128>| Desired::Deltas(range.map(|n| Delta::Upsert(claim(n))).collect());
+    let hr = || request("acme", "csv:hr");
+    assert_eq!(db.reconciler.run(&hr(), merge(0..10)).await.unwrap().counts.added, 10);
+    assert_eq!(db.reconciler.run(&hr(), merge(10..20)).await.unwrap().counts.added, 10);
+    let before = fingerprint(db.store()).await;
+    let again = db.reconciler.run(&hr(), merge(10..20)).await.unwrap();
+    assert_eq!((again.counts.added, again.counts.updated, again.counts.unchanged), (0, 0, 10));
+    let changed: Vec<_> = fingerprint(db.store()).await.into_iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(changed, [format!("{} applied", again.run_id)], "a repeated merge writes only its run");
+    // The same claims as a snapshot are another input: replace drops what the merges added before.
+    let replace = db.reconciler.run(&hr(), Desired::Snapshot(claims(10..20))).await.unwrap();
+    assert_eq!((replace.counts.removed, replace.counts.unchanged), (10, 10), "{:?}", replace.counts);
+    // Another change to the teamspace since: the merge is planned in full.
+    db.reconciler.run(&request("acme", "manual"), Desired::Deltas(vec![Delta::Upsert(claim(15))])).await.unwrap();
+    let mut renamed = claim(15);
+    renamed.email = "fifteen@contoso.com".parse().unwrap();
+    db.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(vec![renamed])).await.unwrap();
+    let after = db.reconciler.run(&hr(), merge(10..20)).await.unwrap();
+    assert_eq!((after.counts.updated, after.counts.unchanged), (0, 10), "graph's email wins, so nothing moves");
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_teamspace_larger_than_one_load_page_plans_exactly() {
     // 40,000 members span three pages of the packed load (16,384 each); some have two claims.
     let db = temp_db_with(MaxRemovals::Count(100)).await;
