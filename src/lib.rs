@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod plan;
 pub mod reconcile;
 pub mod scim;
+pub mod secret;
 pub mod source;
 pub mod store;
 pub mod sync;

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use crate::domain::Oid;
 use crate::lookup::MemberLookup;
@@ -32,7 +31,7 @@ pub struct ApiState {
     /// The store.
     pub store: Store,
     /// SHA-256 of the admin token (compared in constant time); `None` while it is not set.
-    admin_token: Option<Arc<[u8]>>,
+    admin_token: Option<crate::secret::SecretHash>,
     /// Configured teamspaces: slug → row id.
     pub teamspaces: Arc<HashMap<String, i64>>,
     members: MemberLookup,
@@ -43,7 +42,7 @@ impl ApiState {
     /// State for the `/v1` routes; `members` should be kept fresh by its own task.
     pub fn new(
         store: Store,
-        admin_token: Option<Arc<[u8]>>,
+        admin_token: Option<crate::secret::SecretHash>,
         teamspaces: HashMap<String, i64>,
         members: MemberLookup,
         tokens: Arc<TokenService>,
@@ -113,11 +112,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let presented = crate::secret::bearer(request.headers());
     let Some(expected) = &state.admin_token else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -126,7 +121,7 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         )
         .into_response();
     };
-    let valid = presented.is_some_and(|t| crate::scim::token::hash(t.trim()).ct_eq(expected).into());
+    let valid = presented.is_some_and(|t| expected.matches(t));
     if !valid {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin bearer token is required")
             .into_response();

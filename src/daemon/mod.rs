@@ -91,9 +91,7 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
     let delivery = match &config.delivery {
         None => None,
         Some(delivery) => {
-            let secret = std::env::var(&delivery.signing_secret_env)
-                .ok()
-                .filter(|s| !s.is_empty())
+            let secret = crate::secret::from_env(&delivery.signing_secret_env)
                 .ok_or_else(|| DaemonError::MissingSecret(delivery.signing_secret_env.clone()))?;
             Some(DeliveryOptions::new(delivery.webhook_url.clone(), secret.as_bytes()))
         }
@@ -114,7 +112,7 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         })
         .collect();
     let scim = ScimState::new(reconciler.clone(), policies).with_public_url(config.server.public_url.as_ref());
-    let metrics_token = std::env::var("C7SYNC_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
+    let metrics_token = crate::secret::from_env("C7SYNC_METRICS_TOKEN");
     if metrics_token.is_none() {
         tracing::info!("C7SYNC_METRICS_TOKEN is not set: /metrics is open to whoever reaches the port");
     }
@@ -170,12 +168,12 @@ async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metri
     .map_err(|e| DaemonError::HttpClient(e.to_string()))?;
     let tokens = Arc::new(tokens);
     tokio::spawn(tokens.keys().clone().keep_fresh());
-    let admin_token = match std::env::var("C7SYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+    let admin_token = match crate::secret::from_env("C7SYNC_ADMIN_TOKEN") {
         None => {
             tracing::info!("C7SYNC_ADMIN_TOKEN is not set: the /v1 admin API is off (token checks at /v1/teamspaces/{{t}}/authorize are on)");
             None
         }
-        Some(token) => Some(crate::scim::token::hash(&token).into()),
+        Some(token) => Some(crate::secret::SecretHash::of(&token)),
     };
     Ok(ApiState::new(store.clone(), admin_token, teamspaces, members, tokens))
 }

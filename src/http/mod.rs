@@ -31,7 +31,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the bearer token `/metrics` requires (`$C7SYNC_METRICS_TOKEN`); without one
     /// it is open, and shows teamspace names and counts to whoever reaches the port.
-    metrics_token: Option<Arc<[u8]>>,
+    metrics_token: Option<crate::secret::SecretHash>,
 }
 
 impl AppState {
@@ -42,7 +42,7 @@ impl AppState {
 
     /// `/metrics` answers only a request bearing `token`.
     pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
-        self.metrics_token = token.map(|t| crate::scim::token::hash(t).into());
+        self.metrics_token = token.map(crate::secret::SecretHash::of);
         self
     }
 }
@@ -73,12 +73,7 @@ async fn observe_scim(State(metrics): State<Arc<Metrics>>, request: Request, nex
 
 async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
     if let Some(expected) = &state.metrics_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
-        let valid: bool =
-            presented.is_some_and(|t| subtle::ConstantTimeEq::ct_eq(&crate::scim::token::hash(t)[..], expected).into());
+        let valid = crate::secret::bearer(&headers).is_some_and(|t| expected.matches(t));
         if !valid {
             let body = Json(serde_json::json!({ "error": "a bearer token ($C7SYNC_METRICS_TOKEN) is required" }));
             return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();

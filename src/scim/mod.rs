@@ -206,11 +206,7 @@ async fn require_utf8_query(request: Request, next: Next) -> Response {
 
 /// Bearer token → [`ScimTeamspace`], or 401 (403 when the teamspace no longer accepts SCIM).
 async fn authenticate(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
+    let presented = crate::secret::bearer(request.headers());
     let Some((id, secret)) = presented.and_then(token::split) else {
         return ScimError::unauthorized("a SCIM bearer token is required (c7sync scim-token create)").into_response();
     };

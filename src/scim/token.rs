@@ -2,9 +2,6 @@
 //! by its SHA-256 in constant time. Only the hash is stored. 256 random bits make a slow hash
 //! pointless: there is nothing to guess.
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
 const PREFIX: &str = "c7s_";
 
 /// A fresh random secret (hex) and its hash.
@@ -21,9 +18,9 @@ pub fn format(id: i64, secret: &str) -> String {
     format!("{PREFIX}{id}_{secret}")
 }
 
-/// SHA-256 of a secret.
+/// SHA-256 of a token's secret part, as stored.
 pub fn hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+    crate::secret::hash(secret)
 }
 
 /// Splits a presented token into (id, secret); `None` if it is not one of ours.
@@ -35,7 +32,7 @@ pub fn split(token: &str) -> Option<(i64, &str)> {
 
 /// Whether `secret` hashes to `stored`, in time independent of where they differ.
 pub fn verify(secret: &str, stored: &[u8]) -> bool {
-    hash(secret).ct_eq(stored).into()
+    crate::secret::matches(secret, stored)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use c7sync::store::{Store, StoreSettings};
 
-use crate::support::daemon::Daemon;
+use crate::support::daemon::{message, Daemon};
 use crate::support::fake_graph::{FakeGraph, Member, User};
 use crate::support::*;
 
@@ -84,8 +84,16 @@ async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
     import.expect(0);
     expected.extend((0..3000).map(|n| format!("import{n}@contoso.com")));
     expected.extend((0..500).map(|n| format!("user{n}@contoso.com")));
-    // Let at least one more scheduled Graph run finish after everything else.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Wait for one more scheduled Graph run to finish after everything else.
+    let graph_runs = |logs: &[serde_json::Value]| {
+        logs.iter().filter(|l| message(l) == "run finished" && l.to_string().contains("graph:")).count()
+    };
+    let before = graph_runs(&daemon.logs());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph_runs(&daemon.logs()) <= before {
+        assert!(std::time::Instant::now() < deadline, "no Graph run finished after the writers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, logs) = daemon.terminate(Duration::from_secs(30)).await;
     assert!(status.success());
     let busy: Vec<_> = logs.iter().filter(|l| l.to_string().contains("busy")).collect();

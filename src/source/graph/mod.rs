@@ -149,9 +149,7 @@ fn as_folder(base: &url::Url) -> url::Url {
 impl GraphReader {
     /// A reader for `settings` in `tenant`; the client secret is read from the environment now.
     pub fn from_env(settings: &GraphSettings, tenant: TenantId, policy: RetryPolicy) -> Result<Self, GraphError> {
-        let secret = std::env::var(&settings.client_secret_env)
-            .ok()
-            .filter(|s| !s.is_empty())
+        let secret = crate::secret::from_env(&settings.client_secret_env)
             .ok_or_else(|| GraphError::MissingSecret(settings.client_secret_env.clone()))?;
         Self::new(settings, tenant, Secret::new(secret), policy)
     }

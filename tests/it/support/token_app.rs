@@ -47,7 +47,7 @@ impl TokenApp {
         let tokens = Arc::new(
             TokenService::for_config(&config, &ids, members.clone(), settings, clock.clone(), metrics.clone()).unwrap(),
         );
-        let admin = admin.map(|a| c7sync::scim::token::hash(a).into());
+        let admin = admin.map(c7sync::secret::SecretHash::of);
         let api = ApiState::new(store.clone(), admin, ids, members, tokens.clone());
         let reconciler = Reconciler::new(store.clone());
         let scim = ScimState::new(reconciler.clone(), HashMap::new());
