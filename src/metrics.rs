@@ -191,7 +191,7 @@ impl Metrics {
         ] {
             let _ = writeln!(text, "# HELP c7sync_{name} {help}");
             let _ = writeln!(text, "# TYPE c7sync_{name} counter");
-            for r in runs.iter().filter(|r| r.outcome == "applied") {
+            for r in runs.iter().filter(|r| r.outcome.is(crate::store::Outcome::Applied)) {
                 let value = if pick == 0 { r.added } else { r.removed };
                 let _ = writeln!(
                     text,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::clock::Millis;
 use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
 use crate::plan::guard::{self, GuardInput};
-use crate::plan::{merge_digest, snapshot_digest, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
+use crate::plan::{merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
 use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
 
 /// Delta batches naming more members than this load the whole teamspace.
@@ -321,7 +321,7 @@ impl Reconciler {
     /// (so a member another source claimed meanwhile is kept) and applied without the guard.
     pub async fn approve(&self, held: RunId) -> Result<RunReport, ReconcileError> {
         let (run, _) = self.store.run(held).await?;
-        if run.outcome != Outcome::Aborted.as_str() {
+        if !run.outcome.is(Outcome::Aborted) {
             return Err(ReconcileError::Refused(format!(
                 "run {held} is `{}`; only runs held back by a guard (`aborted`) can be approved",
                 run.outcome
@@ -343,7 +343,7 @@ impl Reconciler {
             .0
             .into_iter()
             .map(|change| -> Result<Delta, StoreError> {
-                if change.claim == "drop" {
+                if change.claim == Some(ClaimChange::Drop) {
                     return Ok(Delta::Drop(change.oid));
                 }
                 Ok(Delta::Upsert(DesiredClaim {

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::output::{cell, print_json, print_report, table, Format, ReportFormat};
 use super::{Context, Exit};
 use crate::domain::RunId;
-use crate::store::{PlannedChange, RunRecord};
+use crate::plan::ClaimChange;
+use crate::store::{Outcome, PlannedChange, RunRecord};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -71,7 +72,7 @@ fn summary_row(run: &RunRecord) -> [String; 10] {
         run.teamspace.clone(),
         run.source.clone(),
         run.trigger.clone(),
-        run.outcome.clone(),
+        run.outcome.to_string(),
         c.added.to_string(),
         c.removed.to_string(),
         c.updated.to_string(),
@@ -114,7 +115,7 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         0 => i64::MAX,
         n => i64::try_from(n).unwrap_or(i64::MAX),
     };
-    let (changes_from, shown, total) = if run.outcome == "applied" {
+    let (changes_from, shown, total) = if run.outcome.is(Outcome::Applied) {
         let (changes, total) = applied_changes(context, run_id, limit).await?;
         ("audit", changes, total)
     } else {
@@ -153,16 +154,18 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
     if let Some(held) = run.approves_run_id {
         outln!("  approves held run {held}");
     }
-    if run.outcome == "aborted" && run.approved_by_run_id.is_none() {
+    if run.outcome.is(Outcome::Aborted) && run.approved_by_run_id.is_none() {
         outln!("  to apply this plan: c7sync runs approve {}", run.run_id);
     }
     if !shown.is_empty() {
         outln!();
         let rows = shown.iter().map(|ch| {
-            let detail = match (&ch.previous_email, ch.claim.as_str()) {
+            let detail = match (&ch.previous_email, ch.claim) {
                 (Some(previous), _) if previous != &ch.email => format!("email was {previous}"),
-                (_, "gain") if ch.member == "unchanged" => "claim added".to_owned(),
-                (_, "drop") if ch.member == "unchanged" => "claim dropped; other sources keep it".to_owned(),
+                (_, Some(ClaimChange::Gain)) if ch.member == "unchanged" => "claim added".to_owned(),
+                (_, Some(ClaimChange::Drop)) if ch.member == "unchanged" => {
+                    "claim dropped; other sources keep it".to_owned()
+                }
                 _ => String::new(),
             };
             [ch.member.clone(), ch.oid.to_string(), ch.email.clone(), cell(ch.display_name.as_deref()), detail]
@@ -182,7 +185,7 @@ async fn applied_changes(context: &Context, run_id: RunId, limit: i64) -> anyhow
         .into_iter()
         .map(|e| PlannedChange {
             oid: e.oid,
-            claim: String::new(),
+            claim: None,
             member: match e.action.as_str() {
                 "added" => "add",
                 "removed" => "remove",

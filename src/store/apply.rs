@@ -40,6 +40,60 @@ impl Outcome {
     }
 }
 
+/// Where a stored run is: still running, or how it ended. The read side of [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished (or its process died; see `fail_abandoned_runs`).
+    Running,
+    /// Finished with this outcome.
+    #[serde(untagged)]
+    Finished(Outcome),
+}
+
+impl RunStatus {
+    /// The stored and printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished(outcome) => outcome.as_str(),
+        }
+    }
+
+    /// Whether the run ended with `outcome`.
+    pub fn is(self, outcome: Outcome) -> bool {
+        self == RunStatus::Finished(outcome)
+    }
+}
+
+/// `status == "applied"`, as stored and printed.
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let outcome = match text {
+            "running" => return Ok(RunStatus::Running),
+            "applied" => Outcome::Applied,
+            "dry_run" => Outcome::DryRun,
+            "aborted" => Outcome::Aborted,
+            "failed" => Outcome::Failed,
+            other => return Err(format!("unknown run outcome `{other}`")),
+        };
+        Ok(RunStatus::Finished(outcome))
+    }
+}
+
 /// What the source handed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,12 +147,20 @@ fn member_word(change: &MemberChange) -> &'static str {
     }
 }
 
+/// The stored name of a claim change, and back.
+const CLAIM_WORDS: [(ClaimChange, &str); 3] =
+    [(ClaimChange::Gain, "gain"), (ClaimChange::Keep, "keep"), (ClaimChange::Drop, "drop")];
+
 fn claim_word(change: ClaimChange) -> &'static str {
-    match change {
-        ClaimChange::Gain => "gain",
-        ClaimChange::Keep => "keep",
-        ClaimChange::Drop => "drop",
-    }
+    CLAIM_WORDS.iter().find(|(c, _)| *c == change).map_or("keep", |(_, word)| word)
+}
+
+pub(super) fn claim_of(word: &str) -> Result<ClaimChange, StoreError> {
+    CLAIM_WORDS
+        .iter()
+        .find(|(_, w)| *w == word)
+        .map(|(change, _)| *change)
+        .ok_or_else(|| StoreError::corrupt("planned_changes.claim", format!("unknown claim change `{word}`")))
 }
 
 fn previous(change: &Change) -> (Option<&str>, Option<&str>) {

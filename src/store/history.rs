@@ -4,11 +4,12 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::apply::RunStatus;
 use super::members::oid_of;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::{Oid, RunId};
-use crate::plan::Counts;
+use crate::plan::{ClaimChange, Counts};
 
 /// A run as listed by `runs list` and `runs show`.
 #[derive(Debug, Clone, Serialize)]
@@ -26,8 +27,8 @@ pub struct RunRecord {
     pub trigger: String,
     /// `snapshot` or `deltas`.
     pub input: String,
-    /// `running`, `applied`, `dry_run`, `aborted`, `failed`.
-    pub outcome: String,
+    /// Running, or how it ended.
+    pub outcome: RunStatus,
     /// Start.
     pub started_at: Millis,
     /// End; none while running.
@@ -52,8 +53,9 @@ pub struct RunRecord {
 pub struct PlannedChange {
     /// Member.
     pub oid: Oid,
-    /// `gain`, `keep`, `drop` (the source's claim).
-    pub claim: String,
+    /// What happens to the source's claim (`None` for an applied run's changes, which are read
+    /// back from the audit log, where claims are not recorded).
+    pub claim: Option<ClaimChange>,
     /// `add`, `remove`, `update`, `unchanged` (the member).
     pub member: String,
     /// Email after the change.
@@ -131,7 +133,7 @@ pub struct SourceSummary {
     /// Its last run.
     pub last_run_id: Option<RunId>,
     /// That run's outcome.
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<RunStatus>,
     /// When that run finished.
     pub last_run_at: Option<Millis>,
 }
@@ -162,6 +164,10 @@ fn audit_of(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     })
 }
 
+fn status_of(text: String) -> Result<RunStatus, StoreError> {
+    text.parse().map_err(|e| StoreError::corrupt("runs.outcome", e))
+}
+
 fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     let count = |i: usize| row.try_get::<i64, _>(i).map(i64::unsigned_abs);
     let details: Option<String> = row.try_get(18)?;
@@ -172,7 +178,7 @@ fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         source_id: row.try_get(3)?,
         trigger: row.try_get(4)?,
         input: row.try_get(5)?,
-        outcome: row.try_get(6)?,
+        outcome: status_of(row.try_get(6)?)?,
         started_at: Millis(row.try_get(7)?),
         finished_at: row.try_get::<Option<i64>, _>(8)?.map(Millis),
         counts: Counts { added: count(9)?, removed: count(10)?, updated: count(11)?, unchanged: count(12)? },
@@ -230,7 +236,7 @@ impl Store {
             .map(|row| {
                 Ok(PlannedChange {
                     oid: oid_of(row, 0)?,
-                    claim: row.try_get(1)?,
+                    claim: Some(super::apply::claim_of(&row.try_get::<String, _>(1)?)?),
                     member: row.try_get(2)?,
                     email: row.try_get(3)?,
                     display_name: row.try_get(4)?,
@@ -312,7 +318,7 @@ impl Store {
                             source: s.try_get(0)?,
                             claims: s.try_get::<i64, _>(1)?.unsigned_abs(),
                             last_run_id: s.try_get::<Option<i64>, _>(2)?.map(RunId),
-                            last_outcome: s.try_get(3)?,
+                            last_outcome: s.try_get::<Option<String>, _>(3)?.map(status_of).transpose()?,
                             last_run_at: s.try_get::<Option<i64>, _>(4)?.map(Millis),
                         })
                     })
@@ -331,7 +337,7 @@ pub struct RunTotals {
     /// `kind:id`.
     pub source: String,
     /// Outcome.
-    pub outcome: String,
+    pub outcome: RunStatus,
     /// Runs.
     pub runs: i64,
     /// Members added.
@@ -354,7 +360,7 @@ impl Store {
                 Ok(RunTotals {
                     teamspace: row.try_get(0)?,
                     source: row.try_get(1)?,
-                    outcome: row.try_get(2)?,
+                    outcome: status_of(row.try_get(2)?)?,
                     runs: row.try_get(3)?,
                     added: row.try_get(4)?,
                     removed: row.try_get(5)?,

@@ -33,7 +33,7 @@ use std::path::Path;
 
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
-pub use apply::{NewRun, Outcome, RunInput};
+pub use apply::{NewRun, Outcome, RunInput, RunStatus};
 pub use error::StoreError;
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
