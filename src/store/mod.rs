@@ -231,10 +231,10 @@ impl Store {
     /// Whether the store can serve and take writes: `/readyz`. A read of the schema, the file
     /// still in place, and while writes have been failing, a write that must succeed.
     pub async fn readiness(&self, now: Millis) -> Result<(), StoreError> {
-        self.health.check_file()?;
         if self.health.fault().is_some() {
-            return self.check_writable(now).await;
+            return self.check_writable(now).await; // checks the file first
         }
+        self.health.check_file()?;
         self.ping().await
     }
 
