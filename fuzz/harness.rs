@@ -10,6 +10,7 @@ use c7sync::scim::filter::{self, FilterScope};
 use c7sync::scim::patch::{self, PatchRequest};
 use c7sync::scim::schema::{ResourceType, GROUPS, USERS};
 use c7sync::source::csv::{self, ReadOptions};
+use c7sync::store::{ResourceKind, ScimCondition};
 use serde_json::{json, Map, Value};
 
 /// A user as Entra provisions it, with every attribute kind the filters and paths can reach.
@@ -46,14 +47,25 @@ fn group() -> Value {
     })
 }
 
-/// A SCIM filter: parse it; a filter that parses is compiled to SQL and evaluated, and its
-/// negation must evaluate to the opposite.
+fn attributes_belong(condition: &ScimCondition, kind: ResourceKind) -> bool {
+    match condition {
+        ScimCondition::And(a, b) | ScimCondition::Or(a, b) => attributes_belong(a, kind) && attributes_belong(b, kind),
+        ScimCondition::Equals(attribute, _) => attribute.belongs_to(kind),
+    }
+}
+
+/// A SCIM filter: parse it; a filter that parses is translated for the store's indexes (naming
+/// only attributes the resource type has) and evaluated, and its negation must evaluate to the
+/// opposite.
 pub fn scim_filter(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(parsed) = filter::parse(text) else { return };
     assert!(text.len() <= filter::MAX_FILTER_LEN, "an over-long filter parsed");
     for (rt, resource) in [(USERS, user()), (GROUPS, group())] {
-        let _ = filter::to_sql(&parsed, rt);
+        let kind = if rt == USERS { ResourceKind::User } else { ResourceKind::Group };
+        if let Some(condition) = filter::indexed(&parsed, rt) {
+            assert!(attributes_belong(&condition, kind), "`{text}` was pushed down with another type's attribute");
+        }
         let matched = filter::matches(&parsed, &resource, FilterScope::Resource(rt));
         if let Ok(negated) = filter::parse(&format!("not ({text})")) {
             let negation = filter::matches(&negated, &resource, FilterScope::Resource(rt));

@@ -1,11 +1,12 @@
 //! SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2): a parser for the whole grammar,
 //! an evaluator over a resource's JSON that honours each attribute's `caseExact`, and a
-//! compiler of the filters Entra sends (`userName eq`, `externalId eq`, ...) to SQL.
+//! translation of the filters Entra sends (`userName eq`, `externalId eq`, ...) into conditions
+//! the store answers from its indexes.
 
 use serde_json::Value;
 
 use super::schema::{Attribute, ResourceType, Type, GROUPS, USERS};
-use crate::store::{SqlArg, SqlFilter};
+use crate::store::{IndexedAttribute, ScimCondition};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 10_000;
@@ -554,18 +555,12 @@ pub fn matches(filter: &Filter, resource: &Value, scope: FilterScope<'_>) -> boo
     }
 }
 
-/// The SQL for a filter over the indexed columns of Users or Groups, if every part of it is
-/// one Entra uses; `None` means: evaluate in memory.
-pub fn to_sql(filter: &Filter, rt: ResourceType) -> Option<SqlFilter> {
-    let mut args = Vec::new();
-    let condition = sql_of(filter, rt, &mut args)?;
-    Some(SqlFilter { condition, args })
-}
-
-fn sql_of(filter: &Filter, rt: ResourceType, args: &mut Vec<SqlArg>) -> Option<String> {
+/// The filter as a condition the store answers from its indexes, if every part of it is one
+/// Entra uses; `None` means: evaluate in memory.
+pub fn indexed(filter: &Filter, rt: ResourceType) -> Option<ScimCondition> {
     match filter {
-        Filter::And(a, b) => Some(format!("({} AND {})", sql_of(a, rt, args)?, sql_of(b, rt, args)?)),
-        Filter::Or(a, b) => Some(format!("({} OR {})", sql_of(a, rt, args)?, sql_of(b, rt, args)?)),
+        Filter::And(a, b) => Some(ScimCondition::And(Box::new(indexed(a, rt)?), Box::new(indexed(b, rt)?))),
+        Filter::Or(a, b) => Some(ScimCondition::Or(Box::new(indexed(a, rt)?), Box::new(indexed(b, rt)?))),
         Filter::Compare(path, Op::Eq, Literal::Str(value)) => {
             let core_urn = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(rt.core));
             if !core_urn {
@@ -573,29 +568,20 @@ fn sql_of(filter: &Filter, rt: ResourceType, args: &mut Vec<SqlArg>) -> Option<S
             }
             let name = path.name.to_ascii_lowercase();
             let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
-            let (condition, arg) = match (rt, name.as_str(), sub.as_deref()) {
-                (_, "id", None) => ("r.id = ?", value.clone()),
-                (_, "externalid", None) => ("r.external_id = ?", value.clone()),
-                (USERS, "username", None) => ("r.user_name_key = ?", value.to_lowercase()),
-                (USERS, "emails", Some("value")) => (
-                    "EXISTS (SELECT 1 FROM json_each(r.resource, '$.emails') e \
-                     WHERE lower(json_extract(e.value, '$.value')) = ?)",
-                    value.to_lowercase(),
-                ),
-                (GROUPS, "displayname", None) => ("r.display_name_key = ?", value.to_lowercase()),
-                (GROUPS, "members", Some("value")) => (
-                    "EXISTS (SELECT 1 FROM scim_group_members m \
-                     WHERE m.teamspace_id = r.teamspace_id AND m.group_id = r.id AND m.member_id = ?)",
-                    value.clone(),
-                ),
+            let attribute = match (rt, name.as_str(), sub.as_deref()) {
+                (_, "id", None) => IndexedAttribute::Id,
+                (_, "externalid", None) => IndexedAttribute::ExternalId,
+                (USERS, "username", None) => IndexedAttribute::UserName,
+                (USERS, "emails", Some("value")) => IndexedAttribute::EmailValue,
+                (GROUPS, "displayname", None) => IndexedAttribute::DisplayName,
+                (GROUPS, "members", Some("value")) => IndexedAttribute::MemberValue,
                 _ => return None,
             };
-            // The lower-cased forms above are only exact for ASCII; others stay in memory.
-            if arg != *value && !value.is_ascii() {
+            // The store's case-insensitive keys are only exact for ASCII; others stay in memory.
+            if attribute.ignores_case() && !value.is_ascii() {
                 return None;
             }
-            args.push(SqlArg::Text(arg));
-            Some(condition.to_owned())
+            Some(ScimCondition::Equals(attribute, value.clone()))
         }
         _ => None,
     }
@@ -689,14 +675,16 @@ mod tests {
     }
 
     #[test]
-    fn entra_filters_compile_to_sql() {
-        let sql = to_sql(&parse(r#"userName eq "Ada@Contoso.com""#).unwrap(), USERS).unwrap();
-        assert_eq!(sql.condition, "r.user_name_key = ?");
-        assert!(matches!(&sql.args[..], [SqlArg::Text(a)] if a == "ada@contoso.com"));
-        assert!(to_sql(&parse(r#"externalId eq "x" and id eq "y""#).unwrap(), USERS).is_some());
-        assert!(to_sql(&parse(r#"displayName eq "Devs""#).unwrap(), GROUPS).is_some());
-        assert!(to_sql(&parse(r#"members[value eq "x"]"#).unwrap(), GROUPS).is_none());
-        assert!(to_sql(&parse(r#"members.value eq "x""#).unwrap(), GROUPS).is_some());
-        assert!(to_sql(&parse(r#"title co "x""#).unwrap(), USERS).is_none());
+    fn entra_filters_become_indexed_conditions() {
+        let user_name = indexed(&parse(r#"userName eq "Ada@Contoso.com""#).unwrap(), USERS).unwrap();
+        assert_eq!(user_name, ScimCondition::Equals(IndexedAttribute::UserName, "Ada@Contoso.com".into()));
+        assert!(indexed(&parse(r#"externalId eq "x" and id eq "y""#).unwrap(), USERS).is_some());
+        assert!(indexed(&parse(r#"displayName eq "Devs""#).unwrap(), GROUPS).is_some());
+        assert!(indexed(&parse(r#"displayName eq "Devs""#).unwrap(), USERS).is_none());
+        assert!(indexed(&parse(r#"members[value eq "x"]"#).unwrap(), GROUPS).is_none());
+        assert!(indexed(&parse(r#"members.value eq "x""#).unwrap(), GROUPS).is_some());
+        assert!(indexed(&parse(r#"title co "x""#).unwrap(), USERS).is_none());
+        assert!(indexed(&parse(r#"userName eq "Ädä""#).unwrap(), USERS).is_none());
+        assert!(indexed(&parse(r#"externalId eq "Ädä""#).unwrap(), USERS).is_some());
     }
 }

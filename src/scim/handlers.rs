@@ -199,10 +199,11 @@ async fn matching(
     let excluded = attribute_list(excluded)?;
     let store = state.reconciler.store();
     let kind = kind_of(rt);
-    let sql = filter.as_ref().and_then(|f| filter::to_sql(f, rt));
-    let (total, page) = match (&filter, &sql) {
+    let indexed = filter.as_ref().and_then(|f| filter::indexed(f, rt));
+    let (total, page) = match (&filter, &indexed) {
         (None, _) | (Some(_), Some(_)) => {
-            let (total, rows) = store.scim_query(teamspace.teamspace_id, kind, sql.as_ref(), start - 1, count).await?;
+            let (total, rows) =
+                store.scim_query(teamspace.teamspace_id, kind, indexed.as_ref(), start - 1, count).await?;
             let rendered: Vec<Value> =
                 rows.iter().map(|r| render(rt, r, &teamspace.base_url)).collect::<Result<_>>()?;
             (total, rendered)

@@ -4,9 +4,8 @@
 //! (up to [`MAX_BATCH`]), applies them in order in one transaction, turns their member changes
 //! into one reconcile run, and commits once. Every request is answered only after that commit.
 //!
-//! A request that is refused (a 409, a bad PATCH, a stale If-Match) is refused before it writes
-//! anything — each one validates, then writes last — so it gets its own error and the others
-//! go on. A database failure fails the whole batch, which is then rolled back whole.
+//! A request that is refused (a 409, a bad PATCH, a stale If-Match) gets its own error and the
+//! others go on: each request runs in a savepoint, rolled back when it is refused. A database failure fails the whole batch, which is then rolled back whole.
 
 use std::collections::HashMap;
 
@@ -23,7 +22,7 @@ use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
 use crate::plan::Desired;
 use crate::reconcile::{Locked, Reconciler, RunRequest};
-use crate::store::{GroupRow, ResourceKind, StoreError, StoredResource, UserRow};
+use crate::store::{GroupRow, ResourceKind, StoreError, StoredResource, UniqueKey, UserRow};
 
 /// Requests committed together, at most.
 pub const MAX_BATCH: usize = 64;
@@ -142,7 +141,7 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
             replies.push((job.reply, Err(error.clone())));
             continue;
         }
-        let outcome = match apply(&mut locked, &job).await {
+        let outcome = match apply_alone(&mut locked, &job).await {
             Ok(applied) => {
                 oids.extend(applied.oids);
                 not_members.extend(applied.not_a_member);
@@ -197,6 +196,23 @@ async fn finish(
     let request = RunRequest::new(&teamspace.name, SourceName::scim(), "scim").with_details(details);
     reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
     Ok(())
+}
+
+/// One request's resource change, inside the batch's transaction: a refused request leaves
+/// nothing behind, whatever it wrote before it was refused.
+async fn apply_alone(locked: &mut Locked, job: &Job) -> Result<Applied> {
+    locked.session.savepoint().await?;
+    match apply(locked, job).await {
+        Ok(applied) => {
+            locked.session.release_savepoint().await?;
+            Ok(applied)
+        }
+        Err(failed) if failed.status.is_server_error() => Err(failed),
+        Err(refused) => {
+            locked.session.rollback_to_savepoint().await?;
+            Err(refused)
+        }
+    }
 }
 
 /// One request's resource change, inside the batch's transaction.
@@ -307,11 +323,10 @@ async fn write_user(
     // The unique indexes decide: a violating statement changes nothing and the batch goes on.
     let (version, created_at) = match session.scim_put_user(&row, now).await {
         Ok(stored) => stored,
-        Err(StoreError::Duplicate(constraint)) => {
-            let (which, value) = if constraint.contains("user_name_key") {
-                ("userName", row.user_name.as_str())
-            } else {
-                ("externalId", row.external_id.as_deref().unwrap_or_default())
+        Err(StoreError::Duplicate(key @ (UniqueKey::ScimUserName | UniqueKey::ScimExternalId))) => {
+            let (which, value) = match key {
+                UniqueKey::ScimUserName => ("userName", row.user_name.as_str()),
+                _ => ("externalId", row.external_id.as_deref().unwrap_or_default()),
             };
             return Err(ScimError::uniqueness(format!("{which} `{value}` is already used by another user")));
         }

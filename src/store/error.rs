@@ -9,9 +9,9 @@ pub enum StoreError {
     /// The database stayed locked by another writer past the busy timeout.
     #[error("the database is busy (locked by another writer): {0}")]
     Busy(sqlx::Error),
-    /// A unique constraint was violated.
+    /// A unique constraint was violated: which one.
     #[error("already exists: {0}")]
-    Duplicate(String),
+    Duplicate(UniqueKey),
     /// The request is refused by a store rule; the message says why.
     #[error("{0}")]
     Refused(String),
@@ -39,6 +39,43 @@ pub enum StoreError {
     Bulk(rusqlite::Error),
 }
 
+/// The uniqueness rule a write broke, for the callers that tell the client which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UniqueKey {
+    /// A SCIM User's `userName` (case-insensitive) is taken in the teamspace.
+    ScimUserName,
+    /// A SCIM User's `externalId` is taken in the teamspace.
+    ScimExternalId,
+    /// Another rule, as the database names it.
+    Other(String),
+}
+
+impl std::fmt::Display for UniqueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UniqueKey::ScimUserName => f.write_str("a SCIM user with this userName"),
+            UniqueKey::ScimExternalId => f.write_str("a SCIM user with this externalId"),
+            UniqueKey::Other(rule) => f.write_str(rule),
+        }
+    }
+}
+
+impl UniqueKey {
+    /// The rule from the index's name (what PostgreSQL reports) or, as SQLite reports only the
+    /// columns (`UNIQUE constraint failed: scim_users.teamspace_id, scim_users.user_name_key`),
+    /// from those.
+    fn of(constraint: Option<&str>, message: &str) -> Self {
+        match constraint {
+            Some("scim_users_by_user_name") => UniqueKey::ScimUserName,
+            Some("scim_users_by_external_id") => UniqueKey::ScimExternalId,
+            Some(_) => UniqueKey::Other(message.to_owned()),
+            None if message.ends_with("scim_users.user_name_key") => UniqueKey::ScimUserName,
+            None if message.ends_with("scim_users.external_id") => UniqueKey::ScimExternalId,
+            None => UniqueKey::Other(message.to_owned()),
+        }
+    }
+}
+
 impl StoreError {
     pub(crate) fn corrupt(column: &'static str, message: impl ToString) -> Self {
         StoreError::Corrupt { column, message: message.to_string() }
@@ -61,7 +98,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(db.message().to_owned()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Duplicate(UniqueKey::of(db.constraint(), db.message()))
+            }
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))) =>
@@ -86,7 +125,7 @@ impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         // No busy case: bulk writes run inside a session that already holds the write lock.
         if is_unique_violation(&error) {
-            return StoreError::Duplicate(error.to_string());
+            return StoreError::Duplicate(UniqueKey::of(None, &error.to_string()));
         }
         if let rusqlite::Error::SqliteFailure(e, _) = &error {
             if is_storage_code(e.extended_code) {
@@ -101,4 +140,21 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(e, _)
         if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UniqueKey;
+
+    #[test]
+    fn unique_keys_come_from_index_names_or_sqlite_columns() {
+        assert_eq!(UniqueKey::of(Some("scim_users_by_user_name"), "duplicate key value"), UniqueKey::ScimUserName);
+        assert_eq!(UniqueKey::of(Some("scim_users_by_external_id"), "duplicate key value"), UniqueKey::ScimExternalId);
+        let sqlite = "UNIQUE constraint failed: scim_users.teamspace_id, scim_users.user_name_key";
+        assert_eq!(UniqueKey::of(None, sqlite), UniqueKey::ScimUserName);
+        let sqlite = "UNIQUE constraint failed: scim_users.teamspace_id, scim_users.external_id";
+        assert_eq!(UniqueKey::of(None, sqlite), UniqueKey::ScimExternalId);
+        let other = "UNIQUE constraint failed: teamspaces.name";
+        assert_eq!(UniqueKey::of(None, other), UniqueKey::Other(other.into()));
+    }
 }

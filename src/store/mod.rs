@@ -21,6 +21,7 @@ mod owner;
 mod packed;
 mod running;
 mod scim;
+mod scim_condition;
 mod session;
 mod values;
 
@@ -34,14 +35,13 @@ use std::path::Path;
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 pub use apply::{NewRun, Outcome, RunInput, RunStatus};
-pub use error::StoreError;
+pub use error::{StoreError, UniqueKey};
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
 pub use running::INTERRUPTED;
-pub use scim::{
-    GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, SqlArg, SqlFilter, StoredResource, TokenCredential, UserRow,
-};
+pub use scim::{GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow};
+pub use scim_condition::{IndexedAttribute, ScimCondition};
 pub use session::WriteSession;
 
 use crate::clock::Millis;

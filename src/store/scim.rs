@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::members::oid_of;
+use super::scim_condition::{self, ScimCondition};
 use super::values::{values_list, LIST_CHUNK_ROWS};
 use super::{Store, StoreError, WriteSession};
 use crate::clock::Millis;
@@ -78,22 +79,6 @@ pub struct GroupRow {
     pub member_ids: Vec<String>,
     /// The body.
     pub resource: String,
-}
-
-/// A value bound into a pushed-down filter.
-#[derive(Debug, Clone)]
-pub enum SqlArg {
-    /// Text.
-    Text(String),
-}
-
-/// A filter the SCIM layer compiled to SQL: a condition over the table aliased `r`.
-#[derive(Debug, Clone)]
-pub struct SqlFilter {
-    /// The condition, with `?` placeholders.
-    pub condition: String,
-    /// Its arguments, in order.
-    pub args: Vec<SqlArg>,
 }
 
 /// A SCIM token as `scim-token list` shows it.
@@ -243,16 +228,21 @@ impl Store {
         row.as_ref().map(resource_of).transpose()
     }
 
-    /// A page of resources in creation order, with the total, optionally filtered in SQL.
+    /// A page of resources in creation order, with the total, optionally filtered on indexed
+    /// attributes.
     pub async fn scim_query(
         &self,
         teamspace_id: i64,
         kind: ResourceKind,
-        filter: Option<&SqlFilter>,
+        filter: Option<&ScimCondition>,
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<StoredResource>), StoreError> {
-        let condition = filter.map(|f| format!(" AND ({})", f.condition)).unwrap_or_default();
+        let (mut condition, mut args) = (String::new(), Vec::new());
+        if let Some(filter) = filter {
+            condition.push_str(" AND ");
+            scim_condition::render(filter, kind, &mut condition, &mut args)?;
+        }
         let table = kind.table();
         let count_sql = format!("SELECT count(*) FROM {table} r WHERE r.teamspace_id = ?{condition}");
         let page_sql = format!(
@@ -260,9 +250,9 @@ impl Store {
         );
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(teamspace_id);
         let mut page = sqlx::query(&page_sql).bind(teamspace_id);
-        for SqlArg::Text(arg) in filter.map(|f| f.args.as_slice()).unwrap_or_default() {
+        for arg in args {
             count = count.bind(arg.clone());
-            page = page.bind(arg.clone());
+            page = page.bind(arg);
         }
         let rows = if limit > 0 { page.bind(limit).bind(offset).fetch_all(&self.pool).await? } else { Vec::new() };
         // A first page with room to spare holds everything: no need to count (the common

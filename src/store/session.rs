@@ -37,6 +37,27 @@ pub(super) async fn commit(tx: Tx, health: &Health) -> Result<(), StoreError> {
 }
 
 impl WriteSession {
+    /// Starts a part of the transaction that can be undone alone: one request of a batch.
+    /// SQLite undoes only a failing statement, but PostgreSQL aborts the whole transaction on
+    /// any error unless it was inside a savepoint, and a request may write more than once.
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SAVEPOINT request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Keeps what was written since [`WriteSession::savepoint`], as part of the transaction.
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("RELEASE SAVEPOINT request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Undoes what was written since [`WriteSession::savepoint`]; the transaction goes on.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *self.tx).await?;
+        sqlx::query("RELEASE SAVEPOINT request").execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
     /// The teamspace, as read under the lock.
     pub fn teamspace(&self) -> &TeamspaceRecord {
         &self.teamspace

@@ -367,3 +367,36 @@ async fn plans_larger_than_a_statement_chunk_write_every_row() {
     assert_eq!(pending, events);
     assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_savepoint_undoes_one_part_of_a_write_and_keeps_the_rest() {
+    use c7sync::clock::Millis;
+    use c7sync::store::{ResourceKind, UserRow};
+    let db = temp_db().await;
+    let user = |id: &str, name: &str| UserRow {
+        id: id.into(),
+        user_name: name.into(),
+        external_id: None,
+        display_name: None,
+        active: true,
+        oid: None,
+        member_problem: None,
+        resource: "{}".into(),
+    };
+    let mut session = db.store().begin_write("acme").await.unwrap();
+    session.savepoint().await.unwrap();
+    session.scim_put_user(&user("kept", "ada@contoso.com"), Millis(1)).await.unwrap();
+    session.release_savepoint().await.unwrap();
+    session.savepoint().await.unwrap();
+    session.scim_put_user(&user("undone", "bob@contoso.com"), Millis(2)).await.unwrap();
+    session.rollback_to_savepoint().await.unwrap();
+    assert!(session.scim_get(ResourceKind::User, "undone").await.unwrap().is_none());
+    session.scim_put_user(&user("after", "eve@contoso.com"), Millis(3)).await.unwrap();
+    session.commit().await.unwrap();
+
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    for (id, stored) in [("kept", true), ("undone", false), ("after", true)] {
+        let found = db.store().scim_get(teamspace.id, ResourceKind::User, id).await.unwrap();
+        assert_eq!(found.is_some(), stored, "{id}");
+    }
+}
