@@ -372,8 +372,7 @@ fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<O
          previous_display_name, occurred_at",
         events,
     )?;
-    let first_event: i64 =
-        connection.query_row("SELECT ifnull(max(id), 0) + 1 FROM audit_events", [], |row| row.get(0))?;
+    let first_event = next_event_id(connection)?;
     let mut next_event = first_event;
 
     for change in &plan.changes {
@@ -457,6 +456,14 @@ fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<O
     let last_event = next_event - 1;
     write_outbox(connection, teamspace_id, first_event..=last_event)?;
     Ok(Some((first_event, last_event)))
+}
+
+/// The first id for this run's audit events, which take the ids after it in order. Safe only
+/// because the caller holds SQLite's write lock, so no other writer draws ids until it commits;
+/// an engine with concurrent writers draws them from a sequence instead, and nothing outside
+/// this write path may assume one run's ids are contiguous.
+fn next_event_id(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.query_row("SELECT ifnull(max(id), 0) + 1 FROM audit_events", [], |row| row.get(0))?)
 }
 
 /// The pending delivery of each new event.

@@ -282,10 +282,19 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         let Some((Some(first), Some(last))) = range else { return Ok((Vec::new(), 0)) };
-        let sql = format!("{AUDIT_COLUMNS} WHERE a.id BETWEEN $1 AND $2 ORDER BY a.id LIMIT $3");
-        let rows = sqlx::query(&sql).bind(first).bind(last).bind(limit).fetch_all(&self.pool).await?;
+        // A run's ids lie between its first and last, but other runs' may lie there too: ids
+        // are not contiguous where writers of other teamspaces draw them at the same time.
+        let sql = format!("{AUDIT_COLUMNS} WHERE a.id BETWEEN $1 AND $2 AND a.run_id = $3 ORDER BY a.id LIMIT $4");
+        let rows = sqlx::query(&sql).bind(first).bind(last).bind(run_id.0).bind(limit).fetch_all(&self.pool).await?;
         let entries = rows.iter().map(audit_of).collect::<Result<_, _>>()?;
-        Ok((entries, (last - first + 1).unsigned_abs()))
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE id BETWEEN $1 AND $2 AND run_id = $3")
+                .bind(first)
+                .bind(last)
+                .bind(run_id.0)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((entries, count.unsigned_abs()))
     }
 
     /// Every teamspace with member counts and each source's last run.

@@ -293,7 +293,9 @@ impl WriteSession {
         row.as_ref().map(resource_of).transpose()
     }
 
-    /// Inserts or replaces a user; returns its new version and creation time.
+    /// Inserts or replaces a user; returns its new version and creation time. A new resource's
+    /// `seq` (its place in list order) is the teamspace's next: safe with concurrent writers
+    /// because a teamspace's writes are serialised from `begin_write` to the commit.
     pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
         let (version, created_at): (i64, i64) = sqlx::query_as(
             "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, external_id, display_name, \
