@@ -15,6 +15,7 @@ mod faults;
 mod fuzz_corpus;
 mod graph_sync;
 mod hostile_input;
+mod postgres_schema;
 mod reconcile_core;
 mod schema_upgrade;
 mod scim_api;

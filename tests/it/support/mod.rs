@@ -15,6 +15,7 @@ use tempfile::TempDir;
 pub mod daemon;
 pub mod fake_entra;
 pub mod fake_graph;
+pub mod postgres;
 pub mod receiver;
 pub mod token_app;
 
