@@ -410,6 +410,32 @@ impl fmt::Display for RunId {
     }
 }
 
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr, strum::Display)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Trigger {
+    /// `c7sync import`.
+    Import,
+    /// `c7sync sync`.
+    Sync,
+    /// A source's schedule in `c7sync serve`.
+    Schedule,
+    /// `c7sync members add` or `remove`.
+    Manual,
+    /// A SCIM request.
+    Scim,
+    /// `c7sync runs approve`.
+    Approve,
+}
+
+impl Trigger {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// How many members one run may remove before the guard holds it back.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaxRemovals {

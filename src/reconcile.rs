@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
+use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName, Trigger};
 use crate::plan::guard::{self, GuardInput};
 use crate::plan::{merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
 use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
@@ -29,7 +29,7 @@ pub struct RunRequest {
     /// `kind:id`.
     pub source: SourceName,
     /// What started it (`import`, `sync`, `schedule`, `manual`, `scim`).
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     /// Dry run, guard override.
     pub options: RunOptions,
     /// Source-specific facts to keep on the run.
@@ -42,7 +42,7 @@ pub struct RunRequest {
 
 impl RunRequest {
     /// A request starting now, with default options and no details.
-    pub fn new(teamspace: impl Into<String>, source: SourceName, trigger: &'static str) -> Self {
+    pub fn new(teamspace: impl Into<String>, source: SourceName, trigger: Trigger) -> Self {
         RunRequest {
             teamspace: teamspace.into(),
             source,
@@ -154,7 +154,7 @@ impl Reconciler {
 
     /// Plans `desired` for the request's source and applies it, or records it as a dry run or
     /// a held run. Returns the run's report; a guard trip is a report with outcome `aborted`.
-    #[tracing::instrument(skip_all, fields(teamspace = %request.teamspace, source = %request.source, trigger = request.trigger))]
+    #[tracing::instrument(skip_all, fields(teamspace = %request.teamspace, source = %request.source, trigger = request.trigger.as_str()))]
     pub async fn run(&self, request: &RunRequest, desired: Desired) -> Result<RunReport, ReconcileError> {
         self.run_with(request, desired, None).await
     }
@@ -353,7 +353,7 @@ impl Reconciler {
                 }))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let request = RunRequest::new(run.teamspace, source, "approve")
+        let request = RunRequest::new(run.teamspace, source, Trigger::Approve)
             .with_details(serde_json::json!({ "approves_run_id": held }));
         self.run_with(&request, Desired::Deltas(deltas), Some((held, run.source_version))).await
     }

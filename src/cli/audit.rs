@@ -56,7 +56,7 @@ pub async fn run(context: &Context, args: &AuditArgs) -> anyhow::Result<Exit> {
             e.teamspace.clone(),
             e.run_id.to_string(),
             e.source.clone(),
-            e.action.clone(),
+            e.action.to_string(),
             e.oid.to_string(),
             e.email.clone(),
             cell(e.display_name.as_deref()),

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{cell, print_json, table, Format};
 use super::{Context, Exit};
-use crate::store::EventFilter;
+use crate::store::{DeliveryStatus, EventFilter};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -62,7 +62,11 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
         Some(name) => Some(context.teamspace_id(name).await?),
         None => None,
     };
-    let status = args.status.map(|s| format!("{s:?}").to_lowercase());
+    let status = args.status.map(|status| match status {
+        Status::Pending => DeliveryStatus::Pending,
+        Status::Delivered => DeliveryStatus::Delivered,
+        Status::Dead => DeliveryStatus::Dead,
+    });
     let filter = EventFilter { teamspace_id, status, after: args.after, limit: i64::from(args.limit) };
     let events = context.store().list_events(&filter).await?;
     if args.format == Format::Json {
@@ -76,7 +80,7 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
             e.event.kind.clone(),
             e.event.oid.to_string(),
             e.event.email.clone(),
-            e.status.clone(),
+            e.status.to_string(),
             e.attempts.to_string(),
             cell(e.last_error.as_deref()),
         ]

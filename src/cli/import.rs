@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::output::{print_report, ReportFormat};
 use super::{Context, Exit, UsageError};
 use crate::config::CsvMode;
-use crate::domain::{SourceKind, SourceName};
+use crate::domain::{SourceKind, SourceName, Trigger};
 use crate::reconcile::{RunOptions, RunRequest};
 use crate::source::csv::{self, CsvError, ReadOptions};
 use crate::sync::csv::{self as csv_run, ImportOutcome};
@@ -67,7 +67,7 @@ pub struct ImportArgs {
 pub async fn run(context: &Context, args: &ImportArgs) -> anyhow::Result<Exit> {
     let teamspace = context.config.teamspace(&args.teamspace)?;
     let source = SourceName::new(SourceKind::Csv, &args.source).map_err(|e| UsageError(format!("--source: {e}")))?;
-    let request = RunRequest::new(&args.teamspace, source, "import")
+    let request = RunRequest::new(&args.teamspace, source, Trigger::Import)
         .with_options(RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal })
         .with_details(serde_json::json!({ "file": args.file.display().to_string() }));
     let contents = read_input(args, teamspace.tenant_id)?;

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{cell, print_json, table};
 use super::{Context, Exit, UsageError};
-use crate::domain::{DisplayName, Email, Oid, SourceKind, SourceName};
+use crate::domain::{DisplayName, Email, Oid, SourceKind, SourceName, Trigger};
 use crate::plan::{Delta, Desired, DesiredClaim};
 use crate::reconcile::RunRequest;
 use crate::source::csv::formula;
@@ -111,7 +111,7 @@ fn parse_oid(text: &str) -> Result<Oid, UsageError> {
 }
 
 fn manual_request(teamspace: &str) -> RunRequest {
-    RunRequest::new(teamspace, SourceName::manual(), "manual")
+    RunRequest::new(teamspace, SourceName::manual(), Trigger::Manual)
 }
 
 async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {

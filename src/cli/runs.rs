@@ -7,7 +7,7 @@ use super::output::{cell, print_json, print_report, table, Format, ReportFormat}
 use super::{Context, Exit};
 use crate::domain::RunId;
 use crate::plan::ClaimChange;
-use crate::store::{Outcome, PlannedChange, RunRecord};
+use crate::store::{MemberEffect, Outcome, PlannedChange, RunRecord};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -71,7 +71,7 @@ fn summary_row(run: &RunRecord) -> [String; 10] {
         run.run_id.to_string(),
         run.teamspace.clone(),
         run.source.clone(),
-        run.trigger.clone(),
+        run.trigger.to_string(),
         run.outcome.to_string(),
         c.added.to_string(),
         c.removed.to_string(),
@@ -162,13 +162,13 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         let rows = shown.iter().map(|ch| {
             let detail = match (&ch.previous_email, ch.claim) {
                 (Some(previous), _) if previous != &ch.email => format!("email was {previous}"),
-                (_, Some(ClaimChange::Gain)) if ch.member == "unchanged" => "claim added".to_owned(),
-                (_, Some(ClaimChange::Drop)) if ch.member == "unchanged" => {
+                (_, Some(ClaimChange::Gain)) if ch.member == MemberEffect::Unchanged => "claim added".to_owned(),
+                (_, Some(ClaimChange::Drop)) if ch.member == MemberEffect::Unchanged => {
                     "claim dropped; other sources keep it".to_owned()
                 }
                 _ => String::new(),
             };
-            [ch.member.clone(), ch.oid.to_string(), ch.email.clone(), cell(ch.display_name.as_deref()), detail]
+            [ch.member.to_string(), ch.oid.to_string(), ch.email.clone(), cell(ch.display_name.as_deref()), detail]
         });
         outln!("{}", table(["CHANGE", "OID", "EMAIL", "NAME", "DETAIL"], rows));
         if total > shown.len() as u64 {
@@ -186,12 +186,7 @@ async fn applied_changes(context: &Context, run_id: RunId, limit: i64) -> anyhow
         .map(|e| PlannedChange {
             oid: e.oid,
             claim: None,
-            member: match e.action.as_str() {
-                "added" => "add",
-                "removed" => "remove",
-                _ => "update",
-            }
-            .to_owned(),
+            member: e.action.into(),
             email: e.email,
             display_name: e.display_name,
             previous_email: e.previous_email,

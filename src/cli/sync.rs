@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::output::{print_report, ReportFormat};
 use super::{Context, Exit, UsageError};
+use crate::domain::Trigger;
 use crate::reconcile::RunOptions;
 use crate::sync::{run_source, SourceState};
 
@@ -46,7 +47,8 @@ pub async fn run(context: &Context, args: &SyncArgs) -> anyhow::Result<Exit> {
             }
             let options = RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal };
             let mut state = SourceState::default();
-            let Some(run) = run_source(&context.reconciler, teamspace, source, "sync", options, &mut state).await?
+            let Some(run) =
+                run_source(&context.reconciler, teamspace, source, Trigger::Sync, options, &mut state).await?
             else {
                 // SCIM is pushed to `c7sync serve`; there is nothing to pull.
                 continue;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Schedule, SourceConfig, TeamspaceConfig};
+use crate::domain::Trigger;
 use crate::reconcile::{Reconciler, RunOptions};
 use crate::sync::{run_source, SourceState};
 
@@ -83,7 +84,7 @@ fn launch(scheduled: &Arc<Scheduled>, reconciler: &Reconciler, runs: &TaskTracke
         let teamspace = &scheduled.teamspace;
         let source = &scheduled.source;
         let result =
-            run_source(&reconciler, teamspace, source, "schedule", RunOptions::default(), &mut state).await;
+            run_source(&reconciler, teamspace, source, Trigger::Schedule, RunOptions::default(), &mut state).await;
         // The run's own log line (outcome, counts, duration) comes from the reconcile core;
         // here only what stopped a run from being recorded at all.
         if let Err(error) = result {

@@ -19,7 +19,7 @@ use super::resource::normalize;
 use super::schema::ResourceType;
 use super::{ScimError, ScimState, ScimTeamspace};
 use crate::clock::Millis;
-use crate::domain::{Oid, SourceName};
+use crate::domain::{Oid, SourceName, Trigger};
 use crate::plan::Desired;
 use crate::reconcile::{Locked, Reconciler, RunRequest};
 use crate::store::{GroupRow, ResourceKind, StoreError, StoredResource, UniqueKey, UserRow};
@@ -193,7 +193,7 @@ async fn finish(
     if !not_members.is_empty() {
         details["not_a_member"] = serde_json::json!(not_members.iter().take(DETAILS_SHOWN).collect::<Vec<_>>());
     }
-    let request = RunRequest::new(&teamspace.name, SourceName::scim(), "scim").with_details(details);
+    let request = RunRequest::new(&teamspace.name, SourceName::scim(), Trigger::Scim).with_details(details);
     reconciler.run_locked(locked, &request, Desired::Deltas(deltas), None).await?;
     Ok(())
 }

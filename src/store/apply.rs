@@ -8,10 +8,11 @@ use sqlx::{Sqlite, Transaction};
 use rusqlite::{params, Connection};
 
 use super::bulk::{with_connection, ChunkedInsert};
+use super::words::{AuditAction, MemberEffect};
 use super::StoreError;
 use crate::clock::Millis;
 use crate::domain::fingerprint;
-use crate::domain::RunId;
+use crate::domain::{RunId, Trigger};
 use crate::plan::{Attributes, Change, ClaimChange, MemberChange, Plan};
 
 /// How a run ended.
@@ -112,7 +113,7 @@ pub struct NewRun {
     /// Source row id.
     pub source_id: i64,
     /// What started it: `import`, `sync`, `schedule`, `manual`, `scim`, `approve`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     /// Snapshot or deltas.
     pub input: RunInput,
     /// When it started.
@@ -135,15 +136,6 @@ pub(super) fn run_input(input: RunInput) -> &'static str {
     match input {
         RunInput::Snapshot => "snapshot",
         RunInput::Deltas => "deltas",
-    }
-}
-
-fn member_word(change: &MemberChange) -> &'static str {
-    match change {
-        MemberChange::Add => "add",
-        MemberChange::Remove => "remove",
-        MemberChange::Update { .. } => "update",
-        MemberChange::Unchanged => "unchanged",
     }
 }
 
@@ -210,7 +202,7 @@ async fn insert_run(
     let query = sqlx::query_scalar(sql)
         .bind(run.teamspace_id)
         .bind(run.source_id)
-        .bind(run.trigger)
+        .bind(run.trigger.as_str())
         .bind(run_input(run.input))
         .bind(outcome.as_str())
         .bind(run.started_at.0)
@@ -319,7 +311,7 @@ fn write_planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) ->
                 .value(seq)?
                 .value(&change.oid.to_bytes()[..])?
                 .value(claim_word(change.claim))?
-                .value(member_word(&change.member))?
+                .value(<&str>::from(MemberEffect::from(&change.member)))?
                 .value(attributes.email.as_str())?
                 .value(attributes.display_name.as_deref())?
                 .value(previous_email)?
@@ -408,7 +400,7 @@ fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<O
                         .value(now)?;
                     Ok::<_, StoreError>(())
                 })?;
-                "added"
+                AuditAction::Added
             }
             MemberChange::Update { .. } => {
                 update_member.execute(params![
@@ -421,12 +413,12 @@ fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<O
                     source_id,
                     now
                 ])?;
-                "updated"
+                AuditAction::Updated
             }
             // `Unchanged` was skipped above.
             MemberChange::Remove | MemberChange::Unchanged => {
                 delete_member.execute(params![teamspace_id, oid])?;
-                "removed"
+                AuditAction::Removed
             }
         };
         let (previous_email, previous_name) = previous(change);
@@ -435,7 +427,7 @@ fn write_members(connection: &Connection, scope: Scope, plan: &Plan) -> Result<O
                 .value(teamspace_id)?
                 .value(run_id)?
                 .value(source_id)?
-                .value(action)?
+                .value(<&str>::from(action))?
                 .value(oid)?
                 .value(email)?
                 .value(name)?

@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::members::oid_of;
+use super::words::{self, AuditAction, DeliveryStatus};
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::Oid;
@@ -44,8 +45,8 @@ pub struct EventState {
     /// The event.
     #[serde(flatten)]
     pub event: Event,
-    /// `pending`, `delivered`, `dead`.
-    pub status: String,
+    /// Where its delivery stands.
+    pub status: DeliveryStatus,
     /// Delivery attempts so far.
     pub attempts: i64,
     /// The last failure.
@@ -60,7 +61,7 @@ pub struct EventFilter {
     /// One teamspace's.
     pub teamspace_id: Option<i64>,
     /// In this state.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     /// With ids above this.
     pub after: Option<i64>,
     /// At most this many (oldest first).
@@ -81,34 +82,34 @@ pub struct PendingHead {
 }
 
 const EVENT_COLUMNS: &str = concat!(
-    "a.id, a.action, t.name, t.tenant_id, a.oid, a.email, a.display_name, a.role, ",
+    "a.id, a.action, t.name AS teamspace, t.tenant_id, a.oid, a.email, a.display_name, a.role, ",
     source_label!(),
-    ", a.run_id, a.occurred_at, o.status, o.attempts, o.last_error, o.delivered_at"
+    " AS source, a.run_id, a.occurred_at, o.status, o.attempts, o.last_error, o.delivered_at"
 );
 
 const EVENT_JOINS: &str = "FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id \
      JOIN teamspaces t ON t.id = o.teamspace_id JOIN sources s ON s.id = a.source_id";
 
 fn state_of(row: &SqliteRow) -> Result<EventState, StoreError> {
-    let action: String = row.try_get(1)?;
+    let action: AuditAction = words::parse("audit_events.action", row.try_get("action")?)?;
     Ok(EventState {
         event: Event {
-            id: row.try_get(0)?,
+            id: row.try_get("id")?,
             kind: format!("member.{action}"),
-            teamspace: row.try_get(2)?,
-            tenant_id: row.try_get(3)?,
-            oid: oid_of(row, 4)?,
-            email: row.try_get(5)?,
-            display_name: row.try_get(6)?,
-            role: row.try_get(7)?,
-            source: row.try_get(8)?,
-            run_id: row.try_get(9)?,
-            occurred_at: Millis(row.try_get(10)?),
+            teamspace: row.try_get("teamspace")?,
+            tenant_id: row.try_get("tenant_id")?,
+            oid: oid_of(row, "oid")?,
+            email: row.try_get("email")?,
+            display_name: row.try_get("display_name")?,
+            role: row.try_get("role")?,
+            source: row.try_get("source")?,
+            run_id: row.try_get("run_id")?,
+            occurred_at: Millis(row.try_get("occurred_at")?),
         },
-        status: row.try_get(11)?,
-        attempts: row.try_get(12)?,
-        last_error: row.try_get(13)?,
-        delivered_at: row.try_get::<Option<i64>, _>(14)?.map(Millis),
+        status: words::parse("outbox.status", row.try_get("status")?)?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        delivered_at: row.try_get::<Option<i64>, _>("delivered_at")?.map(Millis),
     })
 }
 
@@ -125,10 +126,10 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(PendingHead {
-                    teamspace_id: row.try_get(0)?,
-                    event_id: row.try_get(1)?,
-                    next_attempt_at: Millis(row.try_get(2)?),
-                    attempts: row.try_get(3)?,
+                    teamspace_id: row.try_get("teamspace_id")?,
+                    event_id: row.try_get("event_id")?,
+                    next_attempt_at: Millis(row.try_get("next_attempt_at")?),
+                    attempts: row.try_get("attempts")?,
                 })
             })
             .collect()
@@ -199,7 +200,7 @@ impl Store {
         );
         let rows = sqlx::query(&sql)
             .bind(filter.teamspace_id)
-            .bind(&filter.status)
+            .bind(filter.status.map(<&str>::from))
             .bind(filter.after.unwrap_or(0))
             .bind(filter.limit)
             .fetch_all(&self.pool)

@@ -6,9 +6,10 @@ use sqlx::Row;
 
 use super::apply::RunStatus;
 use super::members::oid_of;
+use super::words::{self, AuditAction, MemberEffect};
 use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::domain::{Oid, RunId};
+use crate::domain::{Oid, RunId, Trigger};
 use crate::plan::{ClaimChange, Counts};
 
 /// A run as listed by `runs list` and `runs show`.
@@ -24,7 +25,7 @@ pub struct RunRecord {
     #[serde(skip)]
     pub source_id: i64,
     /// What started it.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// `snapshot` or `deltas`.
     pub input: String,
     /// Running, or how it ended.
@@ -56,8 +57,8 @@ pub struct PlannedChange {
     /// What happens to the source's claim (`None` for an applied run's changes, which are read
     /// back from the audit log, where claims are not recorded).
     pub claim: Option<ClaimChange>,
-    /// `add`, `remove`, `update`, `unchanged` (the member).
-    pub member: String,
+    /// What it does to the member.
+    pub member: MemberEffect,
     /// Email after the change.
     pub email: String,
     /// Name after the change.
@@ -79,8 +80,8 @@ pub struct AuditEntry {
     pub run_id: RunId,
     /// `kind:id` of the source.
     pub source: String,
-    /// `added`, `removed`, `updated`.
-    pub action: String,
+    /// What it did to the member.
+    pub action: AuditAction,
     /// Member.
     pub oid: Oid,
     /// Email after the change.
@@ -141,26 +142,26 @@ pub struct SourceSummary {
 const SOURCE_LABEL: &str = source_label!();
 
 const AUDIT_COLUMNS: &str = concat!(
-    "SELECT a.id, t.name, a.run_id, ",
+    "SELECT a.id, t.name AS teamspace, a.run_id, ",
     source_label!(),
-    ", a.action, a.oid, a.email, a.display_name, a.role, a.previous_email, a.previous_display_name, a.occurred_at \
-     FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id"
+    " AS source, a.action, a.oid, a.email, a.display_name, a.role, a.previous_email, a.previous_display_name, \
+     a.occurred_at FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id"
 );
 
 fn audit_of(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
-        id: row.try_get(0)?,
-        teamspace: row.try_get(1)?,
-        run_id: RunId(row.try_get(2)?),
-        source: row.try_get(3)?,
-        action: row.try_get(4)?,
-        oid: oid_of(row, 5)?,
-        email: row.try_get(6)?,
-        display_name: row.try_get(7)?,
-        role: row.try_get(8)?,
-        previous_email: row.try_get(9)?,
-        previous_display_name: row.try_get(10)?,
-        occurred_at: Millis(row.try_get(11)?),
+        id: row.try_get("id")?,
+        teamspace: row.try_get("teamspace")?,
+        run_id: RunId(row.try_get("run_id")?),
+        source: row.try_get("source")?,
+        action: words::parse("audit_events.action", row.try_get("action")?)?,
+        oid: oid_of(row, "oid")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        role: row.try_get("role")?,
+        previous_email: row.try_get("previous_email")?,
+        previous_display_name: row.try_get("previous_display_name")?,
+        occurred_at: Millis(row.try_get("occurred_at")?),
     })
 }
 
@@ -169,32 +170,37 @@ fn status_of(text: String) -> Result<RunStatus, StoreError> {
 }
 
 fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
-    let count = |i: usize| row.try_get::<i64, _>(i).map(i64::unsigned_abs);
-    let details: Option<String> = row.try_get(18)?;
+    let count = |column: &str| row.try_get::<i64, _>(column).map(i64::unsigned_abs);
+    let details: Option<String> = row.try_get("details")?;
     Ok(RunRecord {
-        run_id: RunId(row.try_get(0)?),
-        teamspace: row.try_get(1)?,
-        source: row.try_get(2)?,
-        source_id: row.try_get(3)?,
-        trigger: row.try_get(4)?,
-        input: row.try_get(5)?,
-        outcome: status_of(row.try_get(6)?)?,
-        started_at: Millis(row.try_get(7)?),
-        finished_at: row.try_get::<Option<i64>, _>(8)?.map(Millis),
-        counts: Counts { added: count(9)?, removed: count(10)?, updated: count(11)?, unchanged: count(12)? },
-        reason: row.try_get(13)?,
-        source_version: row.try_get(14)?,
-        approves_run_id: row.try_get::<Option<i64>, _>(15)?.map(RunId),
-        approved_by_run_id: row.try_get::<Option<i64>, _>(16)?.map(RunId),
+        run_id: RunId(row.try_get("id")?),
+        teamspace: row.try_get("teamspace")?,
+        source: row.try_get("source")?,
+        source_id: row.try_get("source_id")?,
+        trigger: words::parse("runs.trigger", row.try_get("trigger")?)?,
+        input: row.try_get("input")?,
+        outcome: status_of(row.try_get("outcome")?)?,
+        started_at: Millis(row.try_get("started_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Millis),
+        counts: Counts {
+            added: count("added")?,
+            removed: count("removed")?,
+            updated: count("updated")?,
+            unchanged: count("unchanged")?,
+        },
+        reason: row.try_get("reason")?,
+        source_version: row.try_get("source_version")?,
+        approves_run_id: row.try_get::<Option<i64>, _>("approves_run_id")?.map(RunId),
+        approved_by_run_id: row.try_get::<Option<i64>, _>("approved_by_run_id")?.map(RunId),
         details: details.and_then(|d| serde_json::from_str(&d).ok()),
     })
 }
 
 fn run_query(filter: &str) -> String {
     format!(
-        "SELECT r.id, t.name, {SOURCE_LABEL}, r.source_id, r.trigger, r.input, r.outcome, r.started_at, r.finished_at, \
-         r.added, r.removed, r.updated, r.unchanged, r.reason, r.source_version, r.approves_run_id, \
-         r.approved_by_run_id, r.teamspace_id, r.details \
+        "SELECT r.id, t.name AS teamspace, {SOURCE_LABEL} AS source, r.source_id, r.trigger, r.input, r.outcome, \
+         r.started_at, r.finished_at, r.added, r.removed, r.updated, r.unchanged, r.reason, r.source_version, \
+         r.approves_run_id, r.approved_by_run_id, r.teamspace_id, r.details \
          FROM runs r JOIN teamspaces t ON t.id = r.teamspace_id JOIN sources s ON s.id = r.source_id {filter}"
     )
 }
@@ -215,7 +221,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
-        Ok((run_of(&row)?, row.try_get(17)?))
+        Ok((run_of(&row)?, row.try_get("teamspace_id")?))
     }
 
     /// The stored plan of a dry run or held run (at most `limit` rows), and its length.
@@ -235,13 +241,13 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(PlannedChange {
-                    oid: oid_of(row, 0)?,
-                    claim: Some(super::apply::claim_of(&row.try_get::<String, _>(1)?)?),
-                    member: row.try_get(2)?,
-                    email: row.try_get(3)?,
-                    display_name: row.try_get(4)?,
-                    previous_email: row.try_get(5)?,
-                    previous_display_name: row.try_get(6)?,
+                    oid: oid_of(row, "oid")?,
+                    claim: Some(super::apply::claim_of(&row.try_get::<String, _>("claim")?)?),
+                    member: words::parse("planned_changes.member", row.try_get("member")?)?,
+                    email: row.try_get("email")?,
+                    display_name: row.try_get("display_name")?,
+                    previous_email: row.try_get("previous_email")?,
+                    previous_display_name: row.try_get("previous_display_name")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()
@@ -300,16 +306,18 @@ impl Store {
     /// Every teamspace with member counts and each source's last run.
     pub async fn teamspace_summaries(&self) -> Result<Vec<TeamspaceSummary>, StoreError> {
         let teamspaces = sqlx::query(
-            "SELECT t.id, t.name, t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) FROM teamspaces t ORDER BY t.name",
+            "SELECT t.id, t.name, t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) AS members \
+             FROM teamspaces t ORDER BY t.name",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut summaries = Vec::with_capacity(teamspaces.len());
         for row in &teamspaces {
-            let id: i64 = row.try_get(0)?;
+            let id: i64 = row.try_get("id")?;
             let sources = sqlx::query(&format!(
-                "SELECT {SOURCE_LABEL}, (SELECT count(*) FROM claims c WHERE c.teamspace_id = s.teamspace_id AND c.source_id = s.id), \
-                 r.id, r.outcome, coalesce(r.finished_at, r.started_at) FROM sources s \
+                "SELECT {SOURCE_LABEL} AS source, \
+                 (SELECT count(*) FROM claims c WHERE c.teamspace_id = s.teamspace_id AND c.source_id = s.id) AS claims, \
+                 r.id AS run_id, r.outcome, coalesce(r.finished_at, r.started_at) AS run_at FROM sources s \
                  LEFT JOIN runs r ON r.id = (SELECT max(id) FROM runs WHERE source_id = s.id) \
                  WHERE s.teamspace_id = $1 ORDER BY 1"
             ))
@@ -317,18 +325,18 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
             summaries.push(TeamspaceSummary {
-                name: row.try_get(1)?,
-                tenant_id: row.try_get(2)?,
-                members: row.try_get::<i64, _>(3)?.unsigned_abs(),
+                name: row.try_get("name")?,
+                tenant_id: row.try_get("tenant_id")?,
+                members: row.try_get::<i64, _>("members")?.unsigned_abs(),
                 sources: sources
                     .iter()
                     .map(|s| {
                         Ok(SourceSummary {
-                            source: s.try_get(0)?,
-                            claims: s.try_get::<i64, _>(1)?.unsigned_abs(),
-                            last_run_id: s.try_get::<Option<i64>, _>(2)?.map(RunId),
-                            last_outcome: s.try_get::<Option<String>, _>(3)?.map(status_of).transpose()?,
-                            last_run_at: s.try_get::<Option<i64>, _>(4)?.map(Millis),
+                            source: s.try_get("source")?,
+                            claims: s.try_get::<i64, _>("claims")?.unsigned_abs(),
+                            last_run_id: s.try_get::<Option<i64>, _>("run_id")?.map(RunId),
+                            last_outcome: s.try_get::<Option<String>, _>("outcome")?.map(status_of).transpose()?,
+                            last_run_at: s.try_get::<Option<i64>, _>("run_at")?.map(Millis),
                         })
                     })
                     .collect::<Result<_, StoreError>>()?,
@@ -359,7 +367,8 @@ impl Store {
     /// Totals over every recorded run.
     pub async fn run_totals(&self) -> Result<Vec<RunTotals>, StoreError> {
         let sql = format!(
-            "SELECT t.name, {SOURCE_LABEL}, r.outcome, count(*), sum(r.added), sum(r.removed) FROM runs r \
+            "SELECT t.name AS teamspace, {SOURCE_LABEL} AS source, r.outcome, count(*) AS runs, \
+                 sum(r.added) AS added, sum(r.removed) AS removed FROM runs r \
              JOIN teamspaces t ON t.id = r.teamspace_id JOIN sources s ON s.id = r.source_id \
              GROUP BY r.teamspace_id, r.source_id, r.outcome ORDER BY 1, 2, 3"
         );
@@ -367,12 +376,12 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(RunTotals {
-                    teamspace: row.try_get(0)?,
-                    source: row.try_get(1)?,
-                    outcome: status_of(row.try_get(2)?)?,
-                    runs: row.try_get(3)?,
-                    added: row.try_get(4)?,
-                    removed: row.try_get(5)?,
+                    teamspace: row.try_get("teamspace")?,
+                    source: row.try_get("source")?,
+                    outcome: status_of(row.try_get("outcome")?)?,
+                    runs: row.try_get("runs")?,
+                    added: row.try_get("added")?,
+                    removed: row.try_get("removed")?,
                 })
             })
             .collect()

@@ -39,7 +39,7 @@ pub struct MemberRecord {
 }
 
 fn member_of(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
-    let sources: Option<String> = row.try_get(7)?;
+    let sources: Option<String> = row.try_get("sources")?;
     let mut sources: Vec<String> = sources
         .unwrap_or_default()
         .split(' ')
@@ -48,13 +48,13 @@ fn member_of(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
         .collect();
     sources.sort();
     Ok(MemberRecord {
-        tenant_id: row.try_get(0)?,
-        oid: oid_of(row, 1)?,
-        email: row.try_get(2)?,
-        display_name: row.try_get(3)?,
-        role: row.try_get(4)?,
-        created_at: Millis(row.try_get(5)?),
-        updated_at: Millis(row.try_get(6)?),
+        tenant_id: row.try_get("tenant_id")?,
+        oid: oid_of(row, "oid")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        role: row.try_get("role")?,
+        created_at: Millis(row.try_get("created_at")?),
+        updated_at: Millis(row.try_get("updated_at")?),
         sources,
     })
 }
@@ -64,11 +64,11 @@ const MEMBER_SELECT: &str = concat!(
      (SELECT group_concat(",
     source_label!(),
     ", ' ') FROM claims c JOIN sources s ON s.id = c.source_id \
-       WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) \
+       WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) AS sources \
      FROM members m JOIN teamspaces t ON t.id = m.teamspace_id"
 );
 
-pub(super) fn oid_of(row: &SqliteRow, index: usize) -> Result<Oid, StoreError> {
+pub(super) fn oid_of<I: sqlx::ColumnIndex<SqliteRow>>(row: &SqliteRow, index: I) -> Result<Oid, StoreError> {
     let bytes: &[u8] = row.try_get(index)?;
     Oid::from_bytes(bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
 }

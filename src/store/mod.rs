@@ -24,6 +24,7 @@ mod scim;
 mod scim_condition;
 mod session;
 mod values;
+mod words;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use running::INTERRUPTED;
 pub use scim::{GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow};
 pub use scim_condition::{IndexedAttribute, ScimCondition};
 pub use session::WriteSession;
+pub use words::{AuditAction, DeliveryStatus, MemberEffect};
 
 use crate::clock::Millis;
 use crate::domain::{MaxRemovals, SourceName, TeamspaceName, TenantId};
@@ -127,13 +129,13 @@ const TEAMSPACE_BY_NAME: &str = "SELECT id, name, tenant_id, max_removals, versi
 
 fn teamspace_of(row: Option<sqlx::sqlite::SqliteRow>, name: &str) -> Result<TeamspaceRecord, StoreError> {
     let row = row.ok_or_else(|| StoreError::NotFound(format!("teamspace `{name}`")))?;
-    let text = |i: usize| row.try_get::<String, _>(i);
+    let text = |column: &str| row.try_get::<String, _>(column);
     Ok(TeamspaceRecord {
-        id: row.try_get(0)?,
-        name: text(1)?.parse().map_err(|e| StoreError::corrupt("teamspaces.name", e))?,
-        tenant_id: text(2)?.parse().map_err(|e| StoreError::corrupt("teamspaces.tenant_id", e))?,
-        max_removals: text(3)?.parse().map_err(|e| StoreError::corrupt("teamspaces.max_removals", e))?,
-        version: row.try_get(4)?,
+        id: row.try_get("id")?,
+        name: text("name")?.parse().map_err(|e| StoreError::corrupt("teamspaces.name", e))?,
+        tenant_id: text("tenant_id")?.parse().map_err(|e| StoreError::corrupt("teamspaces.tenant_id", e))?,
+        max_removals: text("max_removals")?.parse().map_err(|e| StoreError::corrupt("teamspaces.max_removals", e))?,
+        version: row.try_get("version")?,
     })
 }
 

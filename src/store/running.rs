@@ -23,7 +23,7 @@ impl WriteSession {
         )
         .bind(run.teamspace_id)
         .bind(run.source_id)
-        .bind(run.trigger)
+        .bind(run.trigger.as_str())
         .bind(run_input(run.input))
         .bind(run.started_at.0)
         .bind(run.source_version)

@@ -113,11 +113,11 @@ pub struct TokenCredential {
 
 fn resource_of(row: &SqliteRow) -> Result<StoredResource, StoreError> {
     Ok(StoredResource {
-        id: row.try_get(0)?,
-        resource: row.try_get(1)?,
-        version: row.try_get(2)?,
-        created_at: Millis(row.try_get(3)?),
-        updated_at: Millis(row.try_get(4)?),
+        id: row.try_get("id")?,
+        resource: row.try_get("resource")?,
+        version: row.try_get("version")?,
+        created_at: Millis(row.try_get("created_at")?),
+        updated_at: Millis(row.try_get("updated_at")?),
     })
 }
 
@@ -152,7 +152,7 @@ impl Store {
     /// Tokens, newest first, of one teamspace or all.
     pub async fn list_scim_tokens(&self, teamspace_id: Option<i64>) -> Result<Vec<ScimTokenRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT k.id, t.name, k.label, k.created_at, k.last_used_at, k.revoked_at \
+            "SELECT k.id, t.name AS teamspace, k.label, k.created_at, k.last_used_at, k.revoked_at \
              FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id \
              WHERE (?1 IS NULL OR k.teamspace_id = ?1) ORDER BY k.id DESC",
         )
@@ -162,12 +162,12 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(ScimTokenRecord {
-                    id: row.try_get(0)?,
-                    teamspace: row.try_get(1)?,
-                    label: row.try_get(2)?,
-                    created_at: Millis(row.try_get(3)?),
-                    last_used_at: row.try_get::<Option<i64>, _>(4)?.map(Millis),
-                    revoked_at: row.try_get::<Option<i64>, _>(5)?.map(Millis),
+                    id: row.try_get("id")?,
+                    teamspace: row.try_get("teamspace")?,
+                    label: row.try_get("label")?,
+                    created_at: Millis(row.try_get("created_at")?),
+                    last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Millis),
+                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Millis),
                 })
             })
             .collect()
@@ -189,7 +189,7 @@ impl Store {
     /// What is needed to check a presented token with id `id`.
     pub async fn scim_token(&self, id: i64) -> Result<Option<TokenCredential>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.teamspace_id, t.name, k.secret_hash, k.revoked_at IS NOT NULL \
+            "SELECT k.teamspace_id, t.name AS teamspace, k.secret_hash, k.revoked_at IS NOT NULL AS revoked \
              FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id WHERE k.id = ?",
         )
         .bind(id)
@@ -197,10 +197,10 @@ impl Store {
         .await?;
         row.map(|row| {
             Ok(TokenCredential {
-                teamspace_id: row.try_get(0)?,
-                teamspace: row.try_get(1)?,
-                secret_hash: row.try_get(2)?,
-                revoked: row.try_get(3)?,
+                teamspace_id: row.try_get("teamspace_id")?,
+                teamspace: row.try_get("teamspace")?,
+                secret_hash: row.try_get("secret_hash")?,
+                revoked: row.try_get("revoked")?,
             })
         })
         .transpose()
@@ -281,7 +281,7 @@ impl Store {
             kind.table()
         );
         let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(|row| Ok((row.try_get(5)?, resource_of(row)?))).collect()
+        rows.iter().map(|row| Ok((row.try_get("seq")?, resource_of(row)?))).collect()
     }
 }
 
@@ -386,7 +386,7 @@ impl WriteSession {
         for chunk in oids.chunks(LIST_CHUNK_ROWS) {
             // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
             let sql = format!(
-                "SELECT oid, id, active, member_problem IS NULL, resource FROM scim_users INDEXED BY scim_users_by_oid \
+                "SELECT oid, id, active, member_problem IS NULL AS usable, resource FROM scim_users INDEXED BY scim_users_by_oid \
                  WHERE teamspace_id = ? AND oid IN ({})",
                 values_list("?", chunk.len())
             );
@@ -396,12 +396,12 @@ impl WriteSession {
             }
             for row in query.fetch_all(&mut *self.tx).await? {
                 let facts = ScimUserFacts {
-                    id: row.try_get(1)?,
-                    active: row.try_get(2)?,
-                    usable: row.try_get(3)?,
-                    resource: row.try_get(4)?,
+                    id: row.try_get("id")?,
+                    active: row.try_get("active")?,
+                    usable: row.try_get("usable")?,
+                    resource: row.try_get("resource")?,
                 };
-                found.push((oid_of(&row, 0)?, facts));
+                found.push((oid_of(&row, "oid")?, facts));
             }
         }
         Ok(found)

@@ -5,6 +5,7 @@ pub mod csv;
 pub mod graph;
 
 use crate::config::{SourceConfig, SourceSettings, TeamspaceConfig};
+use crate::domain::Trigger;
 use crate::reconcile::{ReconcileError, Reconciler, RunOptions, RunReport, RunRequest};
 use crate::source::graph::GraphReader;
 
@@ -31,7 +32,7 @@ pub async fn run_source(
     reconciler: &Reconciler,
     teamspace: &TeamspaceConfig,
     source: &SourceConfig,
-    trigger: &'static str,
+    trigger: Trigger,
     options: RunOptions,
     state: &mut SourceState,
 ) -> Result<Option<SourceRun>, ReconcileError> {

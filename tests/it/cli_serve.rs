@@ -109,7 +109,9 @@ async fn serve_runs_every_scheduled_source_and_stops_cleanly_on_sigterm() {
         of(runs, "graph:dev").len() >= 3 && of(runs, "csv:hr").len() >= 3 && of(runs, "graph:broken").len() >= 2
     })
     .await;
-    assert!(of(&runs, "graph:dev").iter().all(|r| r.outcome == "applied" && r.trigger == "schedule"));
+    assert!(of(&runs, "graph:dev")
+        .iter()
+        .all(|r| r.outcome == "applied" && r.trigger == c7sync::domain::Trigger::Schedule));
     assert!(of(&runs, "csv:hr").iter().all(|r| r.outcome == "applied"));
     // A failing source keeps failing on its own schedule without stopping the others.
     assert!(of(&runs, "graph:broken")

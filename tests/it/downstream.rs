@@ -140,7 +140,11 @@ async fn a_500_is_retried_and_a_bad_signature_ends_dead_until_retried() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let dead = store
-            .list_events(&EventFilter { status: Some("dead".into()), limit: 100, ..Default::default() })
+            .list_events(&EventFilter {
+                status: Some(c7sync::store::DeliveryStatus::Dead),
+                limit: 100,
+                ..Default::default()
+            })
             .await
             .unwrap();
         if dead.len() == 2 {
@@ -156,7 +160,11 @@ async fn a_500_is_retried_and_a_bad_signature_ends_dead_until_retried() {
 
     // `events retry` puts it back; with the right secret it goes through.
     let dead = store
-        .list_events(&EventFilter { status: Some("dead".into()), limit: 100, ..Default::default() })
+        .list_events(&EventFilter {
+            status: Some(c7sync::store::DeliveryStatus::Dead),
+            limit: 100,
+            ..Default::default()
+        })
         .await
         .unwrap();
     for event in &dead {

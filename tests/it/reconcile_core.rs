@@ -100,7 +100,7 @@ async fn the_mass_removal_guard_holds_the_plan_and_approve_applies_it() {
     assert!(held.reason.as_deref().unwrap().contains("would remove 30 of 100"), "{:?}", held.reason);
     let (planned, total) = db.store().planned_changes(held.run_id, 1000).await.unwrap();
     assert_eq!(total, planned.len() as u64);
-    assert_eq!(planned.iter().filter(|c| c.member == "remove").count(), 30);
+    assert_eq!(planned.iter().filter(|c| c.member == c7sync::store::MemberEffect::Remove).count(), 30);
     let after_hold = fingerprint(db.store()).await;
     assert_eq!(
         after_hold.iter().filter(|r| !before.contains(r)).count(),

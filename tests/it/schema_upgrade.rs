@@ -63,7 +63,7 @@ async fn a_database_from_before_the_check_rebuild_keeps_its_events_and_rules() {
     let events = store.list_events(&EventFilter { limit: 10, ..EventFilter::default() }).await.unwrap();
     let summary: Vec<_> = events
         .iter()
-        .map(|e| (e.event.id, e.event.kind.as_str(), e.status.as_str(), e.attempts, e.last_error.as_deref()))
+        .map(|e| (e.event.id, e.event.kind.as_str(), <&str>::from(e.status), e.attempts, e.last_error.as_deref()))
         .collect();
     assert_eq!(
         summary,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use c7sync::clock::Millis;
-use c7sync::domain::{MaxRemovals, Oid, SourceName, TeamspaceName};
+use c7sync::domain::{MaxRemovals, Oid, SourceName, TeamspaceName, Trigger};
 use c7sync::plan::DesiredClaim;
 use c7sync::reconcile::{Reconciler, RunRequest};
 use c7sync::store::{Store, StoreSettings, TeamspaceSpec};
@@ -81,7 +81,7 @@ pub fn claims(range: std::ops::Range<u128>) -> Vec<DesiredClaim> {
 }
 
 pub fn request(teamspace: &str, source: &str) -> RunRequest {
-    RunRequest::new(teamspace, source.parse::<SourceName>().unwrap(), "test")
+    RunRequest::new(teamspace, source.parse::<SourceName>().unwrap(), Trigger::Sync)
 }
 
 /// Counts rows of a table (test inspection only).
