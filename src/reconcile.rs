@@ -7,7 +7,7 @@ use crate::clock::Millis;
 use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName, Trigger};
 use crate::plan::guard::{self, GuardInput};
 use crate::plan::{merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
-use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError};
+use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError, TeamspaceRecord};
 
 /// Delta batches naming more members than this load the whole teamspace.
 const WHOLE_TEAMSPACE_ABOVE: usize = 20_000;
@@ -227,36 +227,28 @@ impl Reconciler {
         // The same snapshot as this source last applied, with nothing applied since: planning
         // is idempotent, so the plan is empty and loading the teamspace can be skipped.
         let unchanged_snapshot = digest.is_some() && source.last_snapshot == digest.map(|d| (d, teamspace.version));
-        // Large delta batches (a merge import) read the whole teamspace in one ordered scan
-        // rather than thousands of keyed look-ups.
-        let scope = if is_snapshot || oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
-        let locked_at = Millis::now();
-        let current = if unchanged_snapshot { Vec::new() } else { session.load_current(scope).await? };
-        let loaded_at = Millis::now();
-        let mut plan = if unchanged_snapshot {
+        let mut phases = Phases::starting(request.requested_at, started_at);
+        let (plan, weighed) = if unchanged_snapshot {
             tracing::debug!("input unchanged since this source last applied it; nothing to plan");
-            Plan { changes: Vec::new(), unchanged: if is_snapshot { snapshot_len } else { oids.len() as u64 } }
+            phases.locked = Millis::now();
+            (phases.loaded, phases.planned) = (phases.locked, phases.locked);
+            let len = if is_snapshot { snapshot_len } else { oids.len() as u64 };
+            let plan = Plan { changes: Vec::new(), unchanged: len };
+            (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, snapshot_len, 0))
         } else {
-            Planner::new(source.id, session.source_kinds().await?).plan(desired, &current)
+            // Large delta batches (a merge import) read the whole teamspace in one ordered scan
+            // rather than thousands of keyed look-ups.
+            let scope = if is_snapshot || oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
+            phases.locked = Millis::now();
+            let current = session.load_current(scope).await?;
+            phases.loaded = Millis::now();
+            let mut plan = Planner::new(source.id, session.source_kinds().await?).plan(desired, &current);
+            phases.planned = Millis::now();
+            session.resolve_attributes(&mut plan).await?;
+            let claimed = current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64;
+            (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, claimed, current.len() as u64))
         };
-        let planned_at = Millis::now();
-        session.resolve_attributes(&mut plan).await?;
-        let verdict = guard::check(
-            &plan,
-            GuardInput {
-                is_snapshot: is_snapshot && request.source.kind().is_snapshot_kind(),
-                snapshot_len,
-                source_claims: if unchanged_snapshot {
-                    snapshot_len
-                } else {
-                    current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64
-                },
-                current_members: current.len() as u64,
-                max_removals: teamspace.max_removals,
-                allow_mass_removal: request.options.allow_mass_removal,
-            },
-        );
-        drop(current);
+        let verdict = guard::check(&plan, weighed);
 
         let input = if is_snapshot { RunInput::Snapshot } else { RunInput::Deltas };
         let run = NewRun {
@@ -276,28 +268,10 @@ impl Reconciler {
             Some(cleared) => session.apply(&run, cleared, Millis::now()).await?,
             None => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
         };
-        let counts = plan.counts();
-        let finished_at = Millis::now();
-        let duration_ms = finished_at.since(request.requested_at);
         if outcome == Outcome::Aborted {
             tracing::warn!(run_id = run_id.0, reason = reason.as_deref().unwrap_or(""), "run held back by a guard");
         }
-        tracing::info!(
-            run_id = run_id.0,
-            outcome = outcome.as_str(),
-            added = counts.added,
-            removed = counts.removed,
-            updated = counts.updated,
-            unchanged = counts.unchanged,
-            duration_ms,
-            read_ms = started_at.since(request.requested_at),
-            unchanged_snapshot,
-            lock_wait_ms = locked_at.since(started_at),
-            load_ms = loaded_at.since(locked_at),
-            plan_ms = planned_at.since(loaded_at),
-            write_ms = finished_at.since(planned_at),
-            "run finished"
-        );
+        phases.log_finished(run_id, outcome, plan.counts(), unchanged_snapshot, Millis::now());
         Ok(request.report(run_id, outcome, reason, plan))
     }
 
@@ -370,5 +344,72 @@ fn delta_oid(delta: &Delta) -> Oid {
     match delta {
         Delta::Upsert(claim) => claim.oid,
         Delta::Drop(oid) => *oid,
+    }
+}
+
+/// When each phase of a run began and ended, for the "run finished" line.
+#[derive(Debug)]
+struct Phases {
+    /// The source started being read.
+    requested: Millis,
+    /// The write lock was asked for.
+    locking: Millis,
+    /// The lock was held.
+    locked: Millis,
+    /// The teamspace was loaded.
+    loaded: Millis,
+    /// The plan was made.
+    planned: Millis,
+}
+
+impl Phases {
+    fn starting(requested: Millis, locking: Millis) -> Self {
+        Phases { requested, locking, locked: locking, loaded: locking, planned: locking }
+    }
+
+    fn log_finished(
+        &self,
+        run_id: RunId,
+        outcome: Outcome,
+        counts: Counts,
+        unchanged_snapshot: bool,
+        finished: Millis,
+    ) {
+        tracing::info!(
+            run_id = run_id.0,
+            outcome = outcome.as_str(),
+            added = counts.added,
+            removed = counts.removed,
+            updated = counts.updated,
+            unchanged = counts.unchanged,
+            duration_ms = finished.since(self.requested),
+            read_ms = self.locking.since(self.requested),
+            unchanged_snapshot,
+            lock_wait_ms = self.locked.since(self.locking),
+            load_ms = self.loaded.since(self.locked),
+            plan_ms = self.planned.since(self.loaded),
+            write_ms = finished.since(self.planned),
+            "run finished"
+        );
+    }
+}
+
+/// What the mass-removal guard weighs: the plan's source holds `source_claims` of the
+/// teamspace's `current_members`.
+fn guard_input(
+    request: &RunRequest,
+    teamspace: &TeamspaceRecord,
+    is_snapshot: bool,
+    snapshot_len: u64,
+    source_claims: u64,
+    current_members: u64,
+) -> GuardInput {
+    GuardInput {
+        is_snapshot: is_snapshot && request.source.kind().is_snapshot_kind(),
+        snapshot_len,
+        source_claims,
+        current_members,
+        max_removals: teamspace.max_removals,
+        allow_mass_removal: request.options.allow_mass_removal,
     }
 }

@@ -269,91 +269,111 @@ impl GraphReader {
     ) -> Result<page::Page, GraphError> {
         let fail = |message: String| GraphError::Page { group, page: number, message };
         let mut refreshed_token = false;
-        let mut attempt = 0;
+        let mut failures = 0;
         loop {
-            attempt += 1;
             // Asked here rather than left to the SDK so that token errors keep their meaning
             // (the SDK would wrap them); the SDK then finds this token in the shared cache.
             let token = self.tokens.token().await?;
-            let request = match next {
-                None => self
-                    .client
-                    .group(group.to_string())
-                    .transitive_members()
-                    .list_transitive_members()
-                    .select(&page::SELECT)
-                    .top(PAGE_SIZE),
-                Some(url) => {
-                    let mut request = self.client.custom(Method::GET, None);
-                    *request.as_mut() = url.clone();
-                    request
-                }
-            };
-            let retryable = match request.send().await {
-                Err(e) => format!("request failed: {}", describe_graph_failure(&e)),
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = retry::retry_after(response.headers());
-                    match response.bytes().await {
-                        Err(e) => format!("reading the response failed: {}", crate::outbound::describe(&e)),
-                        Ok(body) => match status {
-                            StatusCode::OK => match serde_json::from_slice::<page::Page>(&body) {
-                                Ok(page) => return Ok(page),
-                                Err(e) => format!("the response is not a Graph collection page: {e}"),
-                            },
-                            StatusCode::UNAUTHORIZED if !refreshed_token => {
-                                // An expired or revoked token: one fresh token, then try again.
-                                tracing::info!(%group, page = number, "Graph rejected the token; acquiring a new one");
-                                self.tokens.reject(&token).await;
-                                refreshed_token = true;
-                                attempt -= 1;
-                                continue;
-                            }
-                            StatusCode::UNAUTHORIZED => {
-                                return Err(fail(format!(
-                                    "Graph rejected a freshly acquired token (401 {})",
-                                    graph_error_detail(&body)
-                                )))
-                            }
-                            StatusCode::FORBIDDEN => {
-                                return Err(GraphError::Forbidden { group, detail: graph_error_detail(&body) })
-                            }
-                            StatusCode::NOT_FOUND if next.is_none() => {
-                                return Err(GraphError::GroupNotFound {
-                                    group,
-                                    tenant: self.tenant,
-                                    detail: graph_error_detail(&body),
-                                })
-                            }
-                            StatusCode::TOO_MANY_REQUESTS
-                            | StatusCode::INTERNAL_SERVER_ERROR
-                            | StatusCode::BAD_GATEWAY
-                            | StatusCode::SERVICE_UNAVAILABLE
-                            | StatusCode::GATEWAY_TIMEOUT => {
-                                let message = format!("HTTP {status} ({})", graph_error_detail(&body));
-                                if attempt < self.policy.attempts {
-                                    let wait = self.policy.wait(attempt, retry_after);
-                                    tracing::info!(%group, page = number, attempt, %status, wait_ms = wait.as_millis() as u64, "Graph asked to retry");
-                                    tokio::time::sleep(wait).await;
-                                    continue;
-                                }
-                                message
-                            }
-                            other => {
-                                return Err(fail(format!("unexpected HTTP {other} ({})", graph_error_detail(&body))))
-                            }
-                        },
+            let (problem, retry_after) = match self.request_page(group, next).await {
+                Err(problem) => (problem, None),
+                Ok(answer) => match self.judge(group, number, next.is_none(), &answer) {
+                    Verdict::Page(page) => return Ok(page),
+                    Verdict::Refused(error) => return Err(error),
+                    Verdict::TokenRejected if !refreshed_token => {
+                        // An expired or revoked token: one fresh token, then try again.
+                        tracing::info!(%group, page = number, "Graph rejected the token; acquiring a new one");
+                        self.tokens.reject(&token).await;
+                        refreshed_token = true;
+                        continue;
                     }
-                }
+                    Verdict::TokenRejected => {
+                        let detail = graph_error_detail(&answer.body);
+                        return Err(fail(format!("Graph rejected a freshly acquired token (401 {detail})")));
+                    }
+                    Verdict::Retry(problem) => (problem, answer.retry_after),
+                },
             };
-            if attempt >= self.policy.attempts {
-                return Err(fail(format!("{retryable}; gave up after {attempt} tries")));
+            failures += 1;
+            if failures >= self.policy.attempts {
+                return Err(fail(format!("{problem}; gave up after {failures} tries")));
             }
-            let wait = self.policy.wait(attempt, None);
-            tracing::info!(%group, page = number, attempt, error = %retryable, wait_ms = wait.as_millis() as u64, "retrying a Graph page");
+            let wait = self.policy.wait(failures, retry_after);
+            tracing::info!(%group, page = number, attempt = failures, error = %problem, wait_ms = wait.as_millis() as u64, "retrying a Graph page");
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// One request for a page (the first from the group, a later one from its next link);
+    /// `Err` says how the exchange itself failed.
+    async fn request_page(&self, group: uuid::Uuid, next: Option<&url::Url>) -> Result<Answer, String> {
+        let request = match next {
+            None => self
+                .client
+                .group(group.to_string())
+                .transitive_members()
+                .list_transitive_members()
+                .select(&page::SELECT)
+                .top(PAGE_SIZE),
+            Some(url) => {
+                let mut request = self.client.custom(Method::GET, None);
+                *request.as_mut() = url.clone();
+                request
+            }
+        };
+        let response = request.send().await.map_err(|e| format!("request failed: {}", describe_graph_failure(&e)))?;
+        let status = response.status();
+        let retry_after = retry::retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("reading the response failed: {}", crate::outbound::describe(&e)))?;
+        Ok(Answer { status, retry_after, body })
+    }
+
+    /// What Graph's answer means for the listing.
+    fn judge(&self, group: uuid::Uuid, number: u32, first_page: bool, answer: &Answer) -> Verdict {
+        let detail = || graph_error_detail(&answer.body);
+        match answer.status {
+            StatusCode::OK => match serde_json::from_slice::<page::Page>(&answer.body) {
+                Ok(page) => Verdict::Page(page),
+                Err(e) => Verdict::Retry(format!("the response is not a Graph collection page: {e}")),
+            },
+            StatusCode::UNAUTHORIZED => Verdict::TokenRejected,
+            StatusCode::FORBIDDEN => Verdict::Refused(GraphError::Forbidden { group, detail: detail() }),
+            StatusCode::NOT_FOUND if first_page => {
+                Verdict::Refused(GraphError::GroupNotFound { group, tenant: self.tenant, detail: detail() })
+            }
+            StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => Verdict::Retry(format!("HTTP {} ({})", answer.status, detail())),
+            other => Verdict::Refused(GraphError::Page {
+                group,
+                page: number,
+                message: format!("unexpected HTTP {other} ({})", detail()),
+            }),
+        }
+    }
+}
+
+/// Graph's answer to one page request.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<std::time::Duration>,
+    body: hyper::body::Bytes,
+}
+
+/// What an answer means.
+enum Verdict {
+    /// The page.
+    Page(page::Page),
+    /// The token was refused: a fresh one may do.
+    TokenRejected,
+    /// Worth another try (after the wait Graph asked for, if it did), for this reason.
+    Retry(String),
+    /// No retry will help.
+    Refused(GraphError),
 }
 
 #[derive(Debug, Default)]
