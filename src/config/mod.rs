@@ -121,6 +121,14 @@ impl Schedule {
         let local = now.with_timezone(&self.timezone);
         self.compiled.after(&local).next().map(|t| t.with_timezone(&chrono::Utc))
     }
+
+    /// The last time this schedule fired at or before `now`, if it ever did.
+    pub fn last_at_or_before(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = now.with_timezone(&self.timezone);
+        // The iterator from a time runs backwards from just before it.
+        let just_after = local + chrono::Duration::milliseconds(1);
+        self.compiled.after(&just_after).next_back().map(|t| t.with_timezone(&chrono::Utc))
+    }
 }
 
 /// Kind-specific settings of a source.
@@ -262,5 +270,25 @@ impl Config {
                 ),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::Schedule;
+
+    #[test]
+    fn a_schedule_knows_its_last_and_next_times() {
+        let schedule = Schedule {
+            expression: "0 */15 * * * *".into(),
+            compiled: "0 */15 * * * *".parse().unwrap(),
+            timezone: chrono_tz::UTC,
+        };
+        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2026, 12, 2, h, m, s).unwrap();
+        assert_eq!(schedule.last_at_or_before(at(10, 7, 30)), Some(at(10, 0, 0)));
+        assert_eq!(schedule.last_at_or_before(at(10, 15, 0)), Some(at(10, 15, 0)), "a tick at the instant counts");
+        assert_eq!(schedule.next_after(at(10, 15, 0)), Some(at(10, 30, 0)));
     }
 }

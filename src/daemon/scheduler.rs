@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Millis;
 use crate::config::{Config, Schedule, SourceConfig, TeamspaceConfig};
 use crate::domain::Trigger;
 use crate::reconcile::{Reconciler, RunOptions};
@@ -50,8 +51,10 @@ pub fn start(config: &Config, reconciler: Reconciler, shutdown: CancellationToke
 }
 
 async fn tick(scheduled: Arc<Scheduled>, reconciler: Reconciler, shutdown: CancellationToken, runs: TaskTracker) {
-    // The first run is at start-up, so a restarted daemon catches up at once.
-    launch(&scheduled, &reconciler, &runs);
+    // At start, the last tick: a process that starts between ticks catches up once, unless a
+    // replica (or this process before a restart) already ran that tick.
+    let now = Utc::now();
+    launch(&scheduled, &reconciler, &runs, scheduled.schedule.last_at_or_before(now).unwrap_or(now));
     loop {
         let Some(next) = scheduled.schedule.next_after(Utc::now()) else {
             tracing::warn!(source = %scheduled.source.name, "the schedule has no future times; not running it again");
@@ -65,11 +68,13 @@ async fn tick(scheduled: Arc<Scheduled>, reconciler: Reconciler, shutdown: Cance
         if shutdown.is_cancelled() {
             return;
         }
-        launch(&scheduled, &reconciler, &runs);
+        launch(&scheduled, &reconciler, &runs, next);
     }
 }
 
-fn launch(scheduled: &Arc<Scheduled>, reconciler: &Reconciler, runs: &TaskTracker) {
+/// Runs the tick due at `due`, unless this process is still running the previous one or
+/// another replica sharing the database claimed it.
+fn launch(scheduled: &Arc<Scheduled>, reconciler: &Reconciler, runs: &TaskTracker, due: DateTime<Utc>) {
     let Ok(mut state) = scheduled.state.clone().try_lock_owned() else {
         tracing::warn!(
             teamspace = %scheduled.teamspace.name,
@@ -83,6 +88,19 @@ fn launch(scheduled: &Arc<Scheduled>, reconciler: &Reconciler, runs: &TaskTracke
     runs.spawn(async move {
         let teamspace = &scheduled.teamspace;
         let source = &scheduled.source;
+        let tick = Millis(due.timestamp_millis());
+        let store = reconciler.store();
+        match store.claim_tick(teamspace.name.as_str(), &source.name.to_string(), tick, Millis::now()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(teamspace = %teamspace.name, source = %source.name, tick = %tick, "tick already taken by another replica");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(teamspace = %teamspace.name, source = %source.name, %error, "could not claim the scheduled tick; skipped");
+                return;
+            }
+        }
         let result =
             run_source(&reconciler, teamspace, source, Trigger::Schedule, RunOptions::default(), &mut state).await;
         // The run's own log line (outcome, counts, duration) comes from the reconcile core;

@@ -23,6 +23,7 @@ mod running;
 mod scim;
 mod scim_condition;
 mod session;
+mod ticks;
 mod values;
 mod words;
 

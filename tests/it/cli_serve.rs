@@ -171,3 +171,30 @@ async fn serve_skips_ticks_while_a_run_is_going_and_lets_it_finish_on_shutdown()
         assert!(pair[1].started_at >= pair[0].finished_at.unwrap(), "runs overlap: {pair:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_database_run_each_scheduled_tick_once() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 999).await;
+    fake.set_group(GROUP, users(0..5));
+    let project = acme_project(&graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#));
+    let first = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let second = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let before = of(&runs(&project).await, "graph:dev").len();
+    wait_for_runs(&project, Duration::from_secs(30), |runs| of(runs, "graph:dev").len() >= before + 6).await;
+    let (first_status, _) = first.terminate(Duration::from_secs(10)).await;
+    let (second_status, _) = second.terminate(Duration::from_secs(10)).await;
+    assert!(first_status.success() && second_status.success());
+
+    // Each tick (one a second) was claimed once, and each claimed tick is one run. Were the
+    // claim ignored, both replicas would run every tick: twice as many runs as ticks.
+    let runs = of(&runs(&project).await, "graph:dev").len();
+    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
+    let ticks: Vec<i64> =
+        sqlx::query_scalar("SELECT tick_at FROM schedule_ticks WHERE teamspace = 'acme' AND source = 'graph:dev'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(ticks.len(), runs, "{} ticks claimed, {runs} runs", ticks.len());
+    assert!(runs >= 6, "{runs}");
+}
