@@ -4,7 +4,8 @@
 //! while a teamspace's head batch is failing nothing behind it is sent. Failures back off
 //! exponentially with jitter (capped); `410 Gone`, or a 4xx that repeats, parks the batch as
 //! `dead` (visible in `c7sync events list --status dead`, back in line with `events retry`),
-//! and the events behind it move on. State is in the database, so a restart resumes.
+//! and the events behind it move on. State is in the database, so a restart resumes. Several
+//! processes on one database deliver each teamspace one at a time: the holder of its lease.
 
 pub mod signature;
 
@@ -37,6 +38,10 @@ pub struct DeliveryOptions {
     pub max_backoff: Duration,
     /// How often an idle worker looks for new events.
     pub poll: Duration,
+    /// How long a teamspace's delivery stays with this process after its last batch: other
+    /// processes sharing the database leave it alone meanwhile. Longer than `timeout`, so a
+    /// batch in flight is answered (or abandoned) before another process may send it again.
+    pub lease: Duration,
 }
 
 impl std::fmt::Debug for DeliveryOptions {
@@ -57,6 +62,7 @@ impl DeliveryOptions {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             poll: Duration::from_millis(200),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -83,6 +89,14 @@ pub async fn run(store: Store, options: DeliveryOptions, metrics: Arc<Metrics>, 
                 let now = Millis::now();
                 let mut sent = false;
                 for head in heads.into_iter().filter(|h| h.next_attempt_at <= now) {
+                    match store.hold_delivery(head.teamspace_id, now, options.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => continue, // another process delivers this teamspace
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot take the delivery lease; retrying");
+                            continue;
+                        }
+                    }
                     sent = true;
                     deliver(&store, &http, &options, &metrics, head).await;
                     if shutdown.is_cancelled() {
@@ -102,6 +116,9 @@ pub async fn run(store: Store, options: DeliveryOptions, metrics: Arc<Metrics>, 
                 () = tokio::time::sleep(options.poll) => {}
             }
         }
+    }
+    if let Err(error) = store.release_deliveries().await {
+        tracing::warn!(%error, "could not give up the delivery leases; other processes take over when they expire");
     }
 }
 

@@ -19,11 +19,11 @@ mod integrity;
 mod members;
 mod owner;
 mod packed;
+mod replicas;
 mod running;
 mod scim;
 mod scim_condition;
 mod session;
-mod ticks;
 mod values;
 mod words;
 

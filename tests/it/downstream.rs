@@ -330,3 +330,65 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
     assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")));
     assert_eq!(api.get("/healthz", None).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_takes_over() {
+    let receiver = Receiver::start(SECRET).await;
+    // A slow receiver: while one daemon waits for its answer, the other polls the same head.
+    receiver.with(|r| r.delay = Some(Duration::from_millis(300)));
+    let config = format!(
+        "{}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"C7SYNC_TEST_WEBHOOK_SECRET\"\n",
+        standard_config("100%"),
+        receiver.url()
+    );
+    let project = Project::new(&config);
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    let envs = [("C7SYNC_TEST_WEBHOOK_SECRET", secret)];
+    let daemons =
+        [Daemon::start(project.dir.path(), &[], &envs).await, Daemon::start(project.dir.path(), &[], &envs).await];
+    let add = |n: u128| {
+        let oid = uuid::Uuid::from_u128(0x3f2504e0_4f89_41d3_9a0c_0305e82c0000 + n).to_string();
+        project
+            .run(&["members", "add", "--teamspace", "acme", "--oid", &oid, "--email", &format!("dev{n}@contoso.com")])
+            .expect(0);
+    };
+    for n in 0..6 {
+        add(n);
+        wait_until(Duration::from_secs(20), || receiver.ids().len() > n as usize).await;
+    }
+    let ids = receiver.ids();
+    assert_eq!(ids.len(), 6, "an event was sent twice: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order: {ids:?}");
+
+    // SIGKILL the daemon that holds the lease: the other takes over at once (same host, the
+    // holder is gone), and nothing is lost.
+    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let store = c7sync::store::Store::open(&c7sync::store::StoreSettings::new(&url)).await.unwrap();
+    // Once the last batch is answered and marked: a batch in flight at the kill would rightly
+    // be sent again (at least once).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the events were never marked delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let holder: String =
+        sqlx::query_scalar("SELECT holder FROM delivery_leases").fetch_one(store.pool()).await.unwrap();
+    let [a, b] = daemons;
+    let (killed, survivor) = if holder.split('/').nth(3) == Some(&a.pid().to_string()) { (a, b) } else { (b, a) };
+    assert_eq!(holder.split('/').nth(3), Some(killed.pid().to_string().as_str()), "{holder}");
+    drop(killed);
+    for n in 6..9 {
+        add(n);
+    }
+    wait_until(Duration::from_secs(20), || receiver.ids().len() >= 9).await;
+    let (status, _) = survivor.terminate(Duration::from_secs(20)).await;
+    assert!(status.success());
+    let ids = receiver.ids();
+    assert_eq!(ids.len(), 9, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order: {ids:?}");
+}
