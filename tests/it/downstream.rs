@@ -29,6 +29,17 @@ fn options(receiver: &Receiver, secret: &[u8]) -> DeliveryOptions {
     }
 }
 
+const WEBHOOK_SECRET_ENV: &str = "C7SYNC_TEST_WEBHOOK_SECRET";
+
+/// The standard project, delivering to `receiver` with the secret from [`WEBHOOK_SECRET_ENV`].
+fn delivering_project(receiver: &Receiver, max_removals: &str) -> Project {
+    Project::new(&format!(
+        "{}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"{WEBHOOK_SECRET_ENV}\"\n",
+        standard_config(max_removals),
+        receiver.url()
+    ))
+}
+
 struct Worker {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -180,16 +191,10 @@ async fn a_daemon_killed_mid_delivery_redelivers_the_same_events_after_restart()
     let mut receiver = Receiver::start(SECRET).await;
     // The receiver records a batch, then takes its time to answer: the daemon dies meanwhile.
     receiver.with(|r| r.delay = Some(Duration::from_secs(30)));
-    let config = format!(
-        "{}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"C7SYNC_TEST_WEBHOOK_SECRET\"\n",
-        standard_config("50%"),
-        receiver.url()
-    );
-    let project = Project::new(&config);
+    let project = delivering_project(&receiver, "50%");
     project.write("hr.csv", "email,oid\nada@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3301\nbob@contoso.com,3f2504e0-4f89-41d3-9a0c-0305e82c3302\n");
     project.run(&["sync"]).expect(0);
-    let secret = std::str::from_utf8(SECRET).unwrap();
-    let envs = [("C7SYNC_TEST_WEBHOOK_SECRET", secret)];
+    let envs = [(WEBHOOK_SECRET_ENV, std::str::from_utf8(SECRET).unwrap())];
 
     let daemon = Daemon::start(project.dir.path(), &[], &envs).await;
     wait_until(Duration::from_secs(20), || receiver.ids().len() == 2).await;
@@ -336,14 +341,8 @@ async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_ta
     let receiver = Receiver::start(SECRET).await;
     // A slow receiver: while one daemon waits for its answer, the other polls the same head.
     receiver.with(|r| r.delay = Some(Duration::from_millis(300)));
-    let config = format!(
-        "{}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"C7SYNC_TEST_WEBHOOK_SECRET\"\n",
-        standard_config("100%"),
-        receiver.url()
-    );
-    let project = Project::new(&config);
-    let secret = std::str::from_utf8(SECRET).unwrap();
-    let envs = [("C7SYNC_TEST_WEBHOOK_SECRET", secret)];
+    let project = delivering_project(&receiver, "100%");
+    let envs = [(WEBHOOK_SECRET_ENV, std::str::from_utf8(SECRET).unwrap())];
     let daemons =
         [Daemon::start(project.dir.path(), &[], &envs).await, Daemon::start(project.dir.path(), &[], &envs).await];
     let add = |n: u128| {

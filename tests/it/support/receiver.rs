@@ -70,6 +70,22 @@ async fn receive(State((state, secret)): State<Shared>, headers: HeaderMap, body
     StatusCode::NO_CONTENT
 }
 
+/// A listener on a port below the kernel's ephemeral range (32768 and up): while a receiver
+/// is down, no outgoing connection or `:0` listener of a test running beside it can take its
+/// port, and `up` gets it back.
+async fn bind_below_ephemeral_range() -> tokio::net::TcpListener {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id() % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (offset + n) % 12_000;
+        if let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await {
+            return listener;
+        }
+    }
+    panic!("no free port in 20000-31999");
+}
+
 impl Receiver {
     pub async fn start(secret: &[u8]) -> Receiver {
         let mut receiver = Receiver {
@@ -84,7 +100,11 @@ impl Receiver {
 
     /// (Re)starts listening, on the same port after the first time.
     pub async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        let listener = if self.addr.port() == 0 {
+            bind_below_ephemeral_range().await
+        } else {
+            tokio::net::TcpListener::bind(self.addr).await.unwrap()
+        };
         self.addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/hooks", post(receive))
