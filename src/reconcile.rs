@@ -125,6 +125,14 @@ pub enum ReconcileError {
     /// The request cannot be carried out; the message says why.
     #[error("{0}")]
     Refused(String),
+    /// Another process is running this source now.
+    #[error("{source_name} is already running (run {run}, in another c7sync process); try again when it has finished")]
+    AlreadyRunning {
+        /// The source.
+        source_name: SourceName,
+        /// Its run in progress.
+        run: RunId,
+    },
 }
 
 /// A teamspace locked for writing: an open write session, which holds the teamspace's turn.
@@ -168,6 +176,9 @@ impl Reconciler {
         self.store.fail_abandoned_runs(Millis::now()).await?;
         let mut session = self.store.begin_write(&request.teamspace).await?;
         let source = session.ensure_source(&request.source, request.requested_at).await?;
+        if let Some(running) = session.running_elsewhere(source.id).await? {
+            return Err(ReconcileError::AlreadyRunning { source_name: request.source.clone(), run: running });
+        }
         let input = if request.source.kind().is_snapshot_kind() { RunInput::Snapshot } else { RunInput::Deltas };
         let run = request.new_run(session.teamspace().id, &source, input);
         let started = session.start_run(&run).await?;

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Millis;
 use crate::config::{Config, Schedule, SourceConfig, TeamspaceConfig};
 use crate::domain::Trigger;
-use crate::reconcile::{Reconciler, RunOptions};
+use crate::reconcile::{ReconcileError, Reconciler, RunOptions};
 use crate::sync::{run_source, SourceState};
 
 /// One scheduled source and what it keeps between runs. The state's lock doubles as the
@@ -105,8 +105,17 @@ fn launch(scheduled: &Arc<Scheduled>, reconciler: &Reconciler, runs: &TaskTracke
             run_source(&reconciler, teamspace, source, Trigger::Schedule, RunOptions::default(), &mut state).await;
         // The run's own log line (outcome, counts, duration) comes from the reconcile core;
         // here only what stopped a run from being recorded at all.
-        if let Err(error) = result {
-            tracing::error!(teamspace = %teamspace.name, source = %source.name, %error, "scheduled run could not be recorded");
+        match result {
+            Ok(_) => {}
+            Err(ReconcileError::AlreadyRunning { run, .. }) => tracing::warn!(
+                teamspace = %teamspace.name,
+                source = %source.name,
+                run_id = run.0,
+                "the previous run of this source is still going in another process; tick skipped"
+            ),
+            Err(error) => {
+                tracing::error!(teamspace = %teamspace.name, source = %source.name, %error, "scheduled run could not be recorded")
+            }
         }
     });
 }

@@ -155,6 +155,7 @@ impl From<crate::reconcile::ReconcileError> for ScimError {
         match error {
             crate::reconcile::ReconcileError::Store(e) => e.into(),
             crate::reconcile::ReconcileError::Refused(why) => ScimError::internal(why),
+            busy @ crate::reconcile::ReconcileError::AlreadyRunning { .. } => ScimError::internal(busy.to_string()),
         }
     }
 }

@@ -42,6 +42,17 @@ pub fn is_gone(owner: &str) -> bool {
     }
 }
 
+/// Whether the process that wrote `owner` is certainly running, on this host. An owner on
+/// another host is never judged alive: a wrong "alive" would block its source for ever.
+pub fn is_alive_here(owner: &str) -> bool {
+    let parts: Vec<&str> = owner.split('/').collect();
+    let [LINUX, host, boot, pid, start] = parts[..] else { return false };
+    if hostname().as_deref() != Some(host) || boot_id().as_deref() != Some(boot) {
+        return false;
+    }
+    pid.parse::<u32>().ok().and_then(start_time).is_some_and(|now_start| now_start == start)
+}
+
 fn read_trimmed(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && !s.contains('/'))
 }
@@ -82,6 +93,9 @@ mod tests {
         };
         child.wait().unwrap();
         assert!(is_gone(&child_owner));
+        assert!(!is_alive_here(&child_owner));
+        assert!(is_alive_here(current()));
+        assert!(!is_alive_here("linux/another-host/b/1/1") && !is_alive_here("pid/1"));
     }
 
     #[test]

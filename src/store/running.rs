@@ -15,6 +15,20 @@ use crate::domain::RunId;
 pub const INTERRUPTED: &str = "interrupted: the process running it ended before the run finished; nothing was changed";
 
 impl WriteSession {
+    /// A run of `source_id` that another process on this host is running now, if any: a
+    /// source never runs twice at once, across the processes sharing the database too.
+    pub async fn running_elsewhere(&mut self, source_id: i64) -> Result<Option<RunId>, StoreError> {
+        let running: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, owner FROM runs WHERE source_id = $1 AND outcome = 'running'")
+                .bind(source_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        Ok(running
+            .into_iter()
+            .find(|(_, owner)| owner.as_deref().is_some_and(|o| o != owner::current() && owner::is_alive_here(o)))
+            .map(|(id, _)| RunId(id)))
+    }
+
     /// Records `run` as `running`, owned by this process, and commits.
     pub async fn start_run(mut self, run: &NewRun) -> Result<RunId, StoreError> {
         let id: i64 = sqlx::query_scalar(

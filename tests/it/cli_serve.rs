@@ -198,3 +198,32 @@ async fn two_replicas_on_one_database_run_each_scheduled_tick_once() {
     assert_eq!(ticks.len(), runs, "{} ticks claimed, {runs} runs", ticks.len());
     assert!(runs >= 6, "{runs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_never_run_one_source_at_once() {
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 999).await;
+    fake.set_group(GROUP, users(0..3));
+    // Every listing takes 2.5 s; the schedule fires every second, on both replicas.
+    fake.fault_always(GROUP, 1, Fault::Delay(Duration::from_millis(2500)));
+    let project = acme_project(&graph_source(&fake, "dev", SECRET_ENV, r#"schedule = "* * * * * *""#));
+    let first = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let second = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET)]).await;
+    let skipped_elsewhere = |l: &serde_json::Value| message(l).contains("still going in another process");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(first.logs().iter().any(skipped_elsewhere) || second.logs().iter().any(skipped_elsewhere))
+        || of(&runs(&project).await, "graph:dev").len() < 3
+    {
+        assert!(Instant::now() < deadline, "no replica skipped a tick the other was running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (first_status, _) = first.terminate(Duration::from_secs(30)).await;
+    let (second_status, _) = second.terminate(Duration::from_secs(30)).await;
+    assert!(first_status.success() && second_status.success());
+
+    assert_eq!(fake.counters(|c| c.max_in_flight), 1, "two runs of one source overlapped");
+    let runs = of(&runs(&project).await, "graph:dev").into_iter().cloned().collect::<Vec<_>>();
+    assert!(runs.iter().all(|r| r.outcome == "applied"), "{runs:#?}");
+    for pair in runs.windows(2) {
+        assert!(pair[1].started_at >= pair[0].finished_at.unwrap(), "runs overlap: {pair:#?}");
+    }
+}
