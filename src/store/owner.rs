@@ -23,34 +23,45 @@ pub fn current() -> &'static str {
     })
 }
 
+/// What can be known about the process that wrote an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Running now, on this host.
+    Alive,
+    /// Certainly ended.
+    Gone,
+    /// Another host's, or written without `/proc`: neither can be told.
+    Unknown,
+}
+
+fn liveness(owner: &str) -> Liveness {
+    let parts: Vec<&str> = owner.split('/').collect();
+    let [LINUX, host, boot, pid, start] = parts[..] else { return Liveness::Unknown };
+    if hostname().as_deref() != Some(host) {
+        return Liveness::Unknown;
+    }
+    let Some(our_boot) = boot_id() else { return Liveness::Unknown };
+    if our_boot != boot {
+        return Liveness::Gone;
+    }
+    let Ok(pid) = pid.parse::<u32>() else { return Liveness::Unknown };
+    match start_time(pid) {
+        Some(now_start) if now_start == start => Liveness::Alive,
+        Some(_) => Liveness::Gone,
+        // /proc answered for the boot id, so a missing process entry is a real absence.
+        None => Liveness::Gone,
+    }
+}
+
 /// Whether the process that wrote `owner` has certainly ended.
 pub fn is_gone(owner: &str) -> bool {
-    let parts: Vec<&str> = owner.split('/').collect();
-    let [LINUX, host, boot, pid, start] = parts[..] else { return false };
-    if hostname().as_deref() != Some(host) {
-        return false;
-    }
-    let Some(our_boot) = boot_id() else { return false };
-    if our_boot != boot {
-        return true;
-    }
-    let Ok(pid) = pid.parse::<u32>() else { return false };
-    match start_time(pid) {
-        Some(now_start) => now_start != start,
-        // /proc answered for the boot id, so a missing process entry is a real absence.
-        None => true,
-    }
+    liveness(owner) == Liveness::Gone
 }
 
 /// Whether the process that wrote `owner` is certainly running, on this host. An owner on
 /// another host is never judged alive: a wrong "alive" would block its source for ever.
 pub fn is_alive_here(owner: &str) -> bool {
-    let parts: Vec<&str> = owner.split('/').collect();
-    let [LINUX, host, boot, pid, start] = parts[..] else { return false };
-    if hostname().as_deref() != Some(host) || boot_id().as_deref() != Some(boot) {
-        return false;
-    }
-    pid.parse::<u32>().ok().and_then(start_time).is_some_and(|now_start| now_start == start)
+    liveness(owner) == Liveness::Alive
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
