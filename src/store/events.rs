@@ -2,9 +2,8 @@
 //! list`, `/v1/.../events`). An event is its audit row; the outbox row is its delivery state.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
+use super::engine::Fields;
 use super::members::oid_of;
 use super::words::{self, AuditAction, DeliveryStatus};
 use super::{Store, StoreError};
@@ -90,58 +89,62 @@ const EVENT_COLUMNS: &str = concat!(
 const EVENT_JOINS: &str = "FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id \
      JOIN teamspaces t ON t.id = o.teamspace_id JOIN sources s ON s.id = a.source_id";
 
-fn state_of(row: &SqliteRow) -> Result<EventState, StoreError> {
-    let action: AuditAction = words::parse("audit_events.action", row.try_get("action")?)?;
+fn state_of(row: &impl Fields) -> Result<EventState, StoreError> {
+    let action: AuditAction = words::parse("audit_events.action", row.field("action")?)?;
     Ok(EventState {
         event: Event {
-            id: row.try_get("id")?,
+            id: row.field("id")?,
             kind: format!("member.{action}"),
-            teamspace: row.try_get("teamspace")?,
-            tenant_id: row.try_get("tenant_id")?,
+            teamspace: row.field("teamspace")?,
+            tenant_id: row.field("tenant_id")?,
             oid: oid_of(row, "oid")?,
-            email: row.try_get("email")?,
-            display_name: row.try_get("display_name")?,
-            role: row.try_get("role")?,
-            source: row.try_get("source")?,
-            run_id: row.try_get("run_id")?,
-            occurred_at: Millis(row.try_get("occurred_at")?),
+            email: row.field("email")?,
+            display_name: row.field("display_name")?,
+            role: row.field("role")?,
+            source: row.field("source")?,
+            run_id: row.field("run_id")?,
+            occurred_at: Millis(row.field("occurred_at")?),
         },
-        status: words::parse("outbox.status", row.try_get("status")?)?,
-        attempts: row.try_get("attempts")?,
-        last_error: row.try_get("last_error")?,
-        delivered_at: row.try_get::<Option<i64>, _>("delivered_at")?.map(Millis),
+        status: words::parse("outbox.status", row.field("status")?)?,
+        attempts: row.field("attempts")?,
+        last_error: row.field("last_error")?,
+        delivered_at: row.field::<Option<i64>>("delivered_at")?.map(Millis),
     })
 }
 
 impl Store {
     /// The head of every teamspace's pending events.
     pub async fn pending_heads(&self) -> Result<Vec<PendingHead>, StoreError> {
+        on_pool!(&self.pool, pool => {
         let rows = sqlx::query(
             "SELECT o.teamspace_id, o.event_id, o.next_attempt_at, o.attempts FROM outbox o \
              JOIN (SELECT teamspace_id, min(event_id) AS head FROM outbox WHERE status = 'pending' GROUP BY teamspace_id) h \
                ON h.teamspace_id = o.teamspace_id AND h.head = o.event_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(PendingHead {
-                    teamspace_id: row.try_get("teamspace_id")?,
-                    event_id: row.try_get("event_id")?,
-                    next_attempt_at: Millis(row.try_get("next_attempt_at")?),
-                    attempts: row.try_get("attempts")?,
+                    teamspace_id: row.field("teamspace_id")?,
+                    event_id: row.field("event_id")?,
+                    next_attempt_at: Millis(row.field("next_attempt_at")?),
+                    attempts: row.field("attempts")?,
                 })
             })
             .collect()
+        })
     }
 
     /// Up to `limit` pending events of a teamspace, in order.
     pub async fn pending_batch(&self, teamspace_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} {EVENT_JOINS} WHERE o.teamspace_id = ? AND o.status = 'pending' ORDER BY o.event_id LIMIT ?"
+            "SELECT {EVENT_COLUMNS} {EVENT_JOINS} WHERE o.teamspace_id = $1 AND o.status = 'pending' ORDER BY o.event_id LIMIT $2"
         );
-        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(pool).await?;
         rows.iter().map(|row| state_of(row).map(|s| s.event)).collect()
+        })
     }
 
     /// Marks events `first..=last` of a teamspace delivered.
@@ -152,16 +155,16 @@ impl Store {
         last: i64,
         now: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL \
-             WHERE teamspace_id = ? AND event_id BETWEEN ? AND ? AND status = 'pending'",
+        on_pool!(&self.pool, pool => sqlx::query(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, last_error = NULL \
+             WHERE teamspace_id = $2 AND event_id BETWEEN $3 AND $4 AND status = 'pending'",
         )
         .bind(now.0)
         .bind(teamspace_id)
         .bind(first)
         .bind(last)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -175,10 +178,10 @@ impl Store {
         retry_at: Millis,
         dead: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
-                 status = CASE WHEN ? THEN 'dead' ELSE 'pending' END \
-             WHERE teamspace_id = ? AND event_id BETWEEN ? AND ? AND status = 'pending'",
+        on_pool!(&self.pool, pool => sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, \
+                 status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END \
+             WHERE teamspace_id = $4 AND event_id BETWEEN $5 AND $6 AND status = 'pending'",
         )
         .bind(error)
         .bind(retry_at.0)
@@ -186,8 +189,8 @@ impl Store {
         .bind(teamspace_id)
         .bind(first)
         .bind(last)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -195,29 +198,31 @@ impl Store {
     pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventState>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} {EVENT_JOINS} \
-             WHERE (?1 IS NULL OR o.teamspace_id = ?1) AND (?2 IS NULL OR o.status = ?2) AND o.event_id > ?3 \
-             ORDER BY o.event_id LIMIT ?4"
+             WHERE ($1 IS NULL OR o.teamspace_id = $1) AND ($2 IS NULL OR o.status = $2) AND o.event_id > $3 \
+             ORDER BY o.event_id LIMIT $4"
         );
+        on_pool!(&self.pool, pool => {
         let rows = sqlx::query(&sql)
             .bind(filter.teamspace_id)
             .bind(filter.status.map(<&str>::from))
             .bind(filter.after.unwrap_or(0))
             .bind(filter.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(state_of).collect()
+        })
     }
 
     /// Puts a dead event back in line.
     pub async fn retry_event(&self, event_id: i64) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let done = on_pool!(&self.pool, pool => sqlx::query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = 0, last_error = NULL \
-             WHERE event_id = ? AND status = 'dead'",
+             WHERE event_id = $1 AND status = 'dead'",
         )
         .bind(event_id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("dead event {event_id}")));
         }
         Ok(())
@@ -225,12 +230,14 @@ impl Store {
 
     /// Pending events and the time the oldest of them happened.
     pub async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
+        on_pool!(&self.pool, pool => {
         let row = sqlx::query(
             "SELECT count(*), min(a.occurred_at) FROM outbox o \
              JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id WHERE o.status = 'pending'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(pool)
         .await?;
-        Ok((row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.map(Millis)))
+        Ok((row.field_at(0)?, row.field_at::<Option<i64>>(1)?.map(Millis)))
+        })
     }
 }

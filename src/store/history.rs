@@ -1,10 +1,9 @@
 //! Reading what happened: runs, their plans, the audit trail, per-teamspace summaries.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::apply::RunStatus;
+use super::engine::Fields;
 use super::members::oid_of;
 use super::words::{self, AuditAction, MemberEffect};
 use super::{Store, StoreError};
@@ -148,20 +147,20 @@ const AUDIT_COLUMNS: &str = concat!(
      a.occurred_at FROM audit_events a JOIN teamspaces t ON t.id = a.teamspace_id JOIN sources s ON s.id = a.source_id"
 );
 
-fn audit_of(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+fn audit_of(row: &impl Fields) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
-        id: row.try_get("id")?,
-        teamspace: row.try_get("teamspace")?,
-        run_id: RunId(row.try_get("run_id")?),
-        source: row.try_get("source")?,
-        action: words::parse("audit_events.action", row.try_get("action")?)?,
+        id: row.field("id")?,
+        teamspace: row.field("teamspace")?,
+        run_id: RunId(row.field("run_id")?),
+        source: row.field("source")?,
+        action: words::parse("audit_events.action", row.field("action")?)?,
         oid: oid_of(row, "oid")?,
-        email: row.try_get("email")?,
-        display_name: row.try_get("display_name")?,
-        role: row.try_get("role")?,
-        previous_email: row.try_get("previous_email")?,
-        previous_display_name: row.try_get("previous_display_name")?,
-        occurred_at: Millis(row.try_get("occurred_at")?),
+        email: row.field("email")?,
+        display_name: row.field("display_name")?,
+        role: row.field("role")?,
+        previous_email: row.field("previous_email")?,
+        previous_display_name: row.field("previous_display_name")?,
+        occurred_at: Millis(row.field("occurred_at")?),
     })
 }
 
@@ -169,29 +168,29 @@ fn status_of(text: String) -> Result<RunStatus, StoreError> {
     text.parse().map_err(|e| StoreError::corrupt("runs.outcome", e))
 }
 
-fn run_of(row: &SqliteRow) -> Result<RunRecord, StoreError> {
-    let count = |column: &str| row.try_get::<i64, _>(column).map(i64::unsigned_abs);
-    let details: Option<String> = row.try_get("details")?;
+fn run_of(row: &impl Fields) -> Result<RunRecord, StoreError> {
+    let count = |column: &str| row.field::<i64>(column).map(i64::unsigned_abs);
+    let details: Option<String> = row.field("details")?;
     Ok(RunRecord {
-        run_id: RunId(row.try_get("id")?),
-        teamspace: row.try_get("teamspace")?,
-        source: row.try_get("source")?,
-        source_id: row.try_get("source_id")?,
-        trigger: words::parse("runs.trigger", row.try_get("trigger")?)?,
-        input: row.try_get("input")?,
-        outcome: status_of(row.try_get("outcome")?)?,
-        started_at: Millis(row.try_get("started_at")?),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Millis),
+        run_id: RunId(row.field("id")?),
+        teamspace: row.field("teamspace")?,
+        source: row.field("source")?,
+        source_id: row.field("source_id")?,
+        trigger: words::parse("runs.trigger", row.field("trigger")?)?,
+        input: row.field("input")?,
+        outcome: status_of(row.field("outcome")?)?,
+        started_at: Millis(row.field("started_at")?),
+        finished_at: row.field::<Option<i64>>("finished_at")?.map(Millis),
         counts: Counts {
             added: count("added")?,
             removed: count("removed")?,
             updated: count("updated")?,
             unchanged: count("unchanged")?,
         },
-        reason: row.try_get("reason")?,
-        source_version: row.try_get("source_version")?,
-        approves_run_id: row.try_get::<Option<i64>, _>("approves_run_id")?.map(RunId),
-        approved_by_run_id: row.try_get::<Option<i64>, _>("approved_by_run_id")?.map(RunId),
+        reason: row.field("reason")?,
+        source_version: row.field("source_version")?,
+        approves_run_id: row.field::<Option<i64>>("approves_run_id")?.map(RunId),
+        approved_by_run_id: row.field::<Option<i64>>("approved_by_run_id")?.map(RunId),
         details: details.and_then(|d| serde_json::from_str(&d).ok()),
     })
 }
@@ -209,57 +208,63 @@ impl Store {
     /// Runs, newest first.
     pub async fn list_runs(&self, teamspace_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
         let sql = run_query("WHERE ($1 IS NULL OR r.teamspace_id = $1) ORDER BY r.id DESC LIMIT $2");
-        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(limit).fetch_all(pool).await?;
         rows.iter().map(run_of).collect()
+        })
     }
 
     /// One run, with the teamspace row id it belongs to.
     pub async fn run(&self, run_id: RunId) -> Result<(RunRecord, i64), StoreError> {
         let sql = run_query("WHERE r.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(run_id.0)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
-        Ok((run_of(&row)?, row.try_get("teamspace_id")?))
+        on_pool!(&self.pool, pool => {
+            let row = sqlx::query(&sql)
+                .bind(run_id.0)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
+            Ok((run_of(&row)?, row.field("teamspace_id")?))
+        })
     }
 
     /// The stored plan of a dry run or held run (at most `limit` rows), and its length.
     pub async fn planned_changes(&self, run_id: RunId, limit: i64) -> Result<(Vec<PlannedChange>, u64), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM planned_changes WHERE run_id = $1")
+        let total: i64 = on_pool!(&self.pool, pool => sqlx::query_scalar("SELECT count(*) FROM planned_changes WHERE run_id = $1")
             .bind(run_id.0)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(pool)
+            .await)?;
+        on_pool!(&self.pool, pool => {
         let rows = sqlx::query(
             "SELECT oid, claim, member, email, display_name, previous_email, previous_display_name \
              FROM planned_changes WHERE run_id = $1 ORDER BY seq LIMIT $2",
         )
         .bind(run_id.0)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(PlannedChange {
                     oid: oid_of(row, "oid")?,
-                    claim: Some(super::apply::claim_of(&row.try_get::<String, _>("claim")?)?),
-                    member: words::parse("planned_changes.member", row.try_get("member")?)?,
-                    email: row.try_get("email")?,
-                    display_name: row.try_get("display_name")?,
-                    previous_email: row.try_get("previous_email")?,
-                    previous_display_name: row.try_get("previous_display_name")?,
+                    claim: Some(super::apply::claim_of(&row.field::<String>("claim")?)?),
+                    member: words::parse("planned_changes.member", row.field("member")?)?,
+                    email: row.field("email")?,
+                    display_name: row.field("display_name")?,
+                    previous_email: row.field("previous_email")?,
+                    previous_display_name: row.field("previous_display_name")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()
             .map(|changes| (changes, total.unsigned_abs()))
+        })
     }
 
     /// The current claims version of a source.
     pub async fn source_version(&self, source_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT version FROM sources WHERE id = $1")
+        Ok(on_pool!(&self.pool, pool => sqlx::query_scalar("SELECT version FROM sources WHERE id = $1")
             .bind(source_id)
-            .fetch_one(&self.pool)
-            .await?)
+            .fetch_one(pool)
+            .await)?)
     }
 
     /// Audit events matching the filter, oldest first (the last `limit` of them).
@@ -267,53 +272,57 @@ impl Store {
         let sql = format!(
             "SELECT * FROM ({AUDIT_COLUMNS} \
              WHERE ($1 IS NULL OR a.teamspace_id = $1) AND ($2 IS NULL OR a.oid = $2) AND ($3 IS NULL OR a.occurred_at >= $3) \
-             ORDER BY a.id DESC LIMIT $4) ORDER BY id"
+             ORDER BY a.id DESC LIMIT $4) AS latest ORDER BY id"
         );
         let oid = filter.oid.map(|o| o.to_bytes().to_vec());
+        on_pool!(&self.pool, pool => {
         let rows = sqlx::query(&sql)
             .bind(filter.teamspace_id)
             .bind(oid)
             .bind(filter.since.map(|s| s.0))
             .bind(filter.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(audit_of).collect()
+        })
     }
 
     /// The audit events one run wrote, in order (at most `limit`), and how many there are.
     pub async fn audit_of_run(&self, run_id: RunId, limit: i64) -> Result<(Vec<AuditEntry>, u64), StoreError> {
-        let range: Option<(Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT first_event_id, last_event_id FROM runs WHERE id = $1")
+        let range: Option<(Option<i64>, Option<i64>)> = on_pool!(&self.pool, pool => sqlx::query_as("SELECT first_event_id, last_event_id FROM runs WHERE id = $1")
                 .bind(run_id.0)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await)?;
         let Some((Some(first), Some(last))) = range else { return Ok((Vec::new(), 0)) };
         // A run's ids lie between its first and last, but other runs' may lie there too: ids
         // are not contiguous where writers of other teamspaces draw them at the same time.
         let sql = format!("{AUDIT_COLUMNS} WHERE a.id BETWEEN $1 AND $2 AND a.run_id = $3 ORDER BY a.id LIMIT $4");
-        let rows = sqlx::query(&sql).bind(first).bind(last).bind(run_id.0).bind(limit).fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(first).bind(last).bind(run_id.0).bind(limit).fetch_all(pool).await?;
         let entries = rows.iter().map(audit_of).collect::<Result<_, _>>()?;
         let count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE id BETWEEN $1 AND $2 AND run_id = $3")
                 .bind(first)
                 .bind(last)
                 .bind(run_id.0)
-                .fetch_one(&self.pool)
+                .fetch_one(pool)
                 .await?;
         Ok((entries, count.unsigned_abs()))
+        })
     }
 
     /// Every teamspace with member counts and each source's last run.
     pub async fn teamspace_summaries(&self) -> Result<Vec<TeamspaceSummary>, StoreError> {
+        on_pool!(&self.pool, pool => {
         let teamspaces = sqlx::query(
             "SELECT t.id, t.name, t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) AS members \
              FROM teamspaces t ORDER BY t.name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         let mut summaries = Vec::with_capacity(teamspaces.len());
         for row in &teamspaces {
-            let id: i64 = row.try_get("id")?;
+            let id: i64 = row.field("id")?;
             let sources = sqlx::query(&format!(
                 "SELECT {SOURCE_LABEL} AS source, \
                  (SELECT count(*) FROM claims c WHERE c.teamspace_id = s.teamspace_id AND c.source_id = s.id) AS claims, \
@@ -322,27 +331,28 @@ impl Store {
                  WHERE s.teamspace_id = $1 ORDER BY 1"
             ))
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
             summaries.push(TeamspaceSummary {
-                name: row.try_get("name")?,
-                tenant_id: row.try_get("tenant_id")?,
-                members: row.try_get::<i64, _>("members")?.unsigned_abs(),
+                name: row.field("name")?,
+                tenant_id: row.field("tenant_id")?,
+                members: row.field::<i64>("members")?.unsigned_abs(),
                 sources: sources
                     .iter()
                     .map(|s| {
                         Ok(SourceSummary {
-                            source: s.try_get("source")?,
-                            claims: s.try_get::<i64, _>("claims")?.unsigned_abs(),
-                            last_run_id: s.try_get::<Option<i64>, _>("run_id")?.map(RunId),
-                            last_outcome: s.try_get::<Option<String>, _>("outcome")?.map(status_of).transpose()?,
-                            last_run_at: s.try_get::<Option<i64>, _>("run_at")?.map(Millis),
+                            source: s.field("source")?,
+                            claims: s.field::<i64>("claims")?.unsigned_abs(),
+                            last_run_id: s.field::<Option<i64>>("run_id")?.map(RunId),
+                            last_outcome: s.field::<Option<String>>("outcome")?.map(status_of).transpose()?,
+                            last_run_at: s.field::<Option<i64>>("run_at")?.map(Millis),
                         })
                     })
                     .collect::<Result<_, StoreError>>()?,
             });
         }
         Ok(summaries)
+        })
     }
 }
 
@@ -368,29 +378,31 @@ impl Store {
     pub async fn run_totals(&self) -> Result<Vec<RunTotals>, StoreError> {
         let sql = format!(
             "SELECT t.name AS teamspace, {SOURCE_LABEL} AS source, r.outcome, count(*) AS runs, \
-                 sum(r.added) AS added, sum(r.removed) AS removed FROM runs r \
+                 CAST(sum(r.added) AS BIGINT) AS added, CAST(sum(r.removed) AS BIGINT) AS removed FROM runs r \
              JOIN teamspaces t ON t.id = r.teamspace_id JOIN sources s ON s.id = r.source_id \
-             GROUP BY r.teamspace_id, r.source_id, r.outcome ORDER BY 1, 2, 3"
+             GROUP BY t.name, s.kind, s.name, r.outcome ORDER BY 1, 2, 3"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).fetch_all(pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(RunTotals {
-                    teamspace: row.try_get("teamspace")?,
-                    source: row.try_get("source")?,
-                    outcome: status_of(row.try_get("outcome")?)?,
-                    runs: row.try_get("runs")?,
-                    added: row.try_get("added")?,
-                    removed: row.try_get("removed")?,
+                    teamspace: row.field("teamspace")?,
+                    source: row.field("source")?,
+                    outcome: status_of(row.field("outcome")?)?,
+                    runs: row.field("runs")?,
+                    added: row.field("added")?,
+                    removed: row.field("removed")?,
                 })
             })
             .collect()
+        })
     }
 }
 
 impl Store {
     /// Every teamspace's change counter: readers cache until it moves.
     pub async fn teamspace_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT id, version FROM teamspaces").fetch_all(&self.pool).await?)
+        Ok(on_pool!(&self.pool, pool => sqlx::query_as("SELECT id, version FROM teamspaces").fetch_all(pool).await)?)
     }
 }

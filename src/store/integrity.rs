@@ -55,7 +55,7 @@ impl Store {
     pub async fn check_integrity(&self) -> Result<Vec<String>, StoreError> {
         let mut problems = Vec::new();
         for (rule, sql) in CHECKS {
-            let broken: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+            let broken: i64 = on_pool!(&self.pool, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?;
             if broken > 0 {
                 problems.push(format!("{broken} {rule}"));
             }

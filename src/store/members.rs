@@ -1,9 +1,8 @@
 //! Reading members: the planner's view (members with their claims) and the listing view.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
+use super::engine::Fields;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
@@ -38,8 +37,8 @@ pub struct MemberRecord {
     pub updated_at: Millis,
 }
 
-fn member_of(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
-    let sources: Option<String> = row.try_get("sources")?;
+fn member_of(row: &impl Fields) -> Result<MemberRecord, StoreError> {
+    let sources: Option<String> = row.field("sources")?;
     let mut sources: Vec<String> = sources
         .unwrap_or_default()
         .split(' ')
@@ -48,47 +47,53 @@ fn member_of(row: &SqliteRow) -> Result<MemberRecord, StoreError> {
         .collect();
     sources.sort();
     Ok(MemberRecord {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: row.field("tenant_id")?,
         oid: oid_of(row, "oid")?,
-        email: row.try_get("email")?,
-        display_name: row.try_get("display_name")?,
-        role: row.try_get("role")?,
-        created_at: Millis(row.try_get("created_at")?),
-        updated_at: Millis(row.try_get("updated_at")?),
+        email: row.field("email")?,
+        display_name: row.field("display_name")?,
+        role: row.field("role")?,
+        created_at: Millis(row.field("created_at")?),
+        updated_at: Millis(row.field("updated_at")?),
         sources,
     })
 }
 
 const MEMBER_SELECT: &str = concat!(
     "SELECT t.tenant_id, m.oid, m.email, m.display_name, m.role, m.created_at, m.updated_at, \
-     (SELECT group_concat(",
+     (SELECT string_agg(",
     source_label!(),
     ", ' ') FROM claims c JOIN sources s ON s.id = c.source_id \
        WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid) AS sources \
      FROM members m JOIN teamspaces t ON t.id = m.teamspace_id"
 );
 
-pub(super) fn oid_of<I: sqlx::ColumnIndex<SqliteRow>>(row: &SqliteRow, index: I) -> Result<Oid, StoreError> {
-    let bytes: &[u8] = row.try_get(index)?;
-    Oid::from_bytes(bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
+pub(super) fn oid_of(row: &impl Fields, column: &str) -> Result<Oid, StoreError> {
+    oid_from(row.field(column)?)
+}
+
+/// An oid as stored: 16 bytes in GUID order.
+pub(super) fn oid_from(bytes: Vec<u8>) -> Result<Oid, StoreError> {
+    Oid::from_bytes(&bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
 }
 
 impl Store {
     /// Number of members in the teamspace.
     pub async fn count_members(&self, teamspace_id: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE teamspace_id = $1")
+        let n: i64 = on_pool!(&self.pool, pool => sqlx::query_scalar("SELECT count(*) FROM members WHERE teamspace_id = $1")
             .bind(teamspace_id)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(pool)
+            .await)?;
         Ok(n.unsigned_abs())
     }
 
     /// One member, with the sources claiming it: one primary-key read (`members remove`, the
     /// API's "is this oid provisioned" look-up).
     pub async fn member(&self, teamspace_id: i64, oid: Oid) -> Result<Option<MemberRecord>, StoreError> {
-        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? AND m.oid = ?");
-        let row = sqlx::query(&sql).bind(teamspace_id).bind(&oid.to_bytes()[..]).fetch_optional(&self.pool).await?;
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = $1 AND m.oid = $2");
+        on_pool!(&self.pool, pool => {
+        let row = sqlx::query(&sql).bind(teamspace_id).bind(&oid.to_bytes()[..]).fetch_optional(pool).await?;
         row.as_ref().map(member_of).transpose()
+        })
     }
 
     /// A keyset page of members in oid order, after `after`.
@@ -98,16 +103,20 @@ impl Store {
         after: Option<Oid>,
         limit: i64,
     ) -> Result<Vec<MemberRecord>, StoreError> {
-        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? AND m.oid > ? ORDER BY m.oid LIMIT ?");
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = $1 AND m.oid > $2 ORDER BY m.oid LIMIT $3");
         let after = after.map(|o| o.to_bytes().to_vec()).unwrap_or_default();
-        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(pool).await?;
         rows.iter().map(member_of).collect()
+        })
     }
 
     /// Every member, ordered by email, with the sources claiming each.
     pub async fn list_members(&self, teamspace_id: i64) -> Result<Vec<MemberRecord>, StoreError> {
-        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = ? ORDER BY lower(m.email), m.oid");
-        let rows = sqlx::query(&sql).bind(teamspace_id).fetch_all(&self.pool).await?;
+        let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = $1 ORDER BY lower(m.email), m.oid");
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).fetch_all(pool).await?;
         rows.iter().map(member_of).collect()
+        })
     }
 }

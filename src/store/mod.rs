@@ -1,5 +1,5 @@
 //! The state store: the only module that speaks SQL. Exposes domain verbs (load the current
-//! members, apply a plan in one transaction, list runs) over SQLite through sqlx.
+//! members, apply a plan in one transaction, list runs) over SQLite or PostgreSQL through sqlx.
 
 /// SQL for a source row aliased `s` as its `kind:id` name (`manual`, `csv:hr`): one spelling
 /// for every query that shows sources, usable in `concat!`.
@@ -9,8 +9,10 @@ macro_rules! source_label {
     };
 }
 
+#[macro_use]
+mod engine;
+
 mod apply;
-mod bulk;
 mod error;
 mod events;
 mod health;
@@ -19,22 +21,23 @@ mod integrity;
 mod members;
 mod owner;
 mod packed;
+mod postgres;
 mod replicas;
 mod running;
 mod scim;
 mod scim_condition;
 mod session;
+mod sqlite;
 mod values;
 mod words;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use std::path::Path;
+use sqlx::SqlitePool;
 
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+pub use engine::Engine;
+use engine::{Fields, Pool};
 
 pub use apply::{NewRun, Outcome, RunInput, RunStatus};
 pub use error::{StoreError, UniqueKey};
@@ -54,7 +57,7 @@ use crate::plan::SourceKey;
 /// How to open the store. Built by the caller from config and flags; the store reads no env.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    /// sqlx URL, e.g. `sqlite://c7sync.db` or `sqlite::memory:`.
+    /// sqlx URL, e.g. `sqlite://c7sync.db`, `sqlite::memory:` or `postgres://c7sync@db/c7sync`.
     pub url: String,
     /// How long a writer waits for the lock before giving up with "database is busy".
     pub busy_timeout: Duration,
@@ -70,18 +73,28 @@ impl StoreSettings {
 }
 
 /// The state store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+    /// Where it was opened, for tests that inspect tables with a client of their own.
+    url: Arc<str>,
     health: Arc<health::Health>,
     /// Each teamspace's turn to write, in this process (across processes, SQLite's write lock
-    /// orders writers): held by every [`WriteSession`] from its start to its end.
+    /// or PostgreSQL's advisory lock orders writers): held by every [`WriteSession`] from its
+    /// start to its end.
     turns: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// Names the engine only: the URL may hold a password, and a pool's options print it.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("engine", &self.engine()).finish_non_exhaustive()
+    }
 }
 
 /// How long a request waits for a free connection before it is refused as unavailable (503):
 /// long enough for a burst, short enough that a client's own timeout has not fired.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A teamspace as stored.
 #[derive(Debug, Clone)]
@@ -128,104 +141,46 @@ pub struct SourceRecord {
 
 const TEAMSPACE_BY_NAME: &str = "SELECT id, name, tenant_id, max_removals, version FROM teamspaces WHERE name = $1";
 
-fn teamspace_of(row: Option<sqlx::sqlite::SqliteRow>, name: &str) -> Result<TeamspaceRecord, StoreError> {
+fn teamspace_of(row: Option<impl Fields>, name: &str) -> Result<TeamspaceRecord, StoreError> {
     let row = row.ok_or_else(|| StoreError::NotFound(format!("teamspace `{name}`")))?;
-    let text = |column: &str| row.try_get::<String, _>(column);
+    let text = |column: &str| row.field::<String>(column);
     Ok(TeamspaceRecord {
-        id: row.try_get("id")?,
+        id: row.field("id")?,
         name: text("name")?.parse().map_err(|e| StoreError::corrupt("teamspaces.name", e))?,
         tenant_id: text("tenant_id")?.parse().map_err(|e| StoreError::corrupt("teamspaces.tenant_id", e))?,
         max_removals: text("max_removals")?.parse().map_err(|e| StoreError::corrupt("teamspaces.max_removals", e))?,
-        version: row.try_get("version")?,
+        version: row.field("version")?,
     })
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 impl Store {
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens (creating if needed) and migrates the database: SQLite for a `sqlite:` URL,
+    /// PostgreSQL for `postgres://` or `postgresql://`.
     pub async fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(&settings.url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL under WAL never corrupts; a power cut may lose the last commits, which the
-            // next run of the source re-applies.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(settings.busy_timeout)
-            // Bulk writes append in key order, so only each B-tree's right edge must stay hot:
-            // 16 MiB measured as fast as 64 MiB on a million-member import, with 48 MiB less RSS.
-            .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory")
-            // New databases only. Fewer, larger pages mean fewer B-tree splits and WAL frames:
-            // a million-member import's write phase measured 9.2-9.9 s against 10.2-10.9 s
-            // at SQLite's default 4 KiB (BENCHMARKS.md, schema choices of the CSV import).
-            .page_size(16384);
-        // Migrations run on a connection of their own with foreign keys off, which SQLite's
-        // procedure for rebuilding a table requires (0004). When one was applied, every key
-        // is checked afterwards; otherwise that whole-database scan is skipped, since every
-        // command opens the store.
-        let mut migrating = options.clone().foreign_keys(false).connect().await?;
-        const APPLIED: &str = "SELECT count(*) FROM _sqlx_migrations";
-        // No table yet (a new database) counts as none applied.
-        let before: i64 = sqlx::query_scalar(APPLIED).fetch_one(&mut migrating).await.unwrap_or(0);
-        MIGRATOR.run(&mut migrating).await?;
-        let after: i64 = sqlx::query_scalar(APPLIED).fetch_one(&mut migrating).await?;
-        let broken: Vec<SqliteRow> = if after > before {
-            sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut migrating).await?
+        let (pool, health) = if postgres::is_url(&settings.url) {
+            (postgres::open(settings).await?, Arc::new(health::Health::new(None)?))
         } else {
-            Vec::new()
+            sqlite::open(settings).await?
         };
-        if let Some(row) = broken.first() {
-            let table: String = row.try_get(0)?;
-            return Err(StoreError::corrupt(
-                "schema",
-                format!("{} foreign key(s) broken after migrating, first in {table}", broken.len()),
-            ));
-        }
-        migrating.close().await?;
-        let file = (!options.get_filename().as_os_str().is_empty() && options.get_filename() != Path::new(":memory:"))
-            .then(|| options.get_filename().to_owned())
-            .filter(|path| path.is_file());
-        let health = Arc::new(health::Health::new(file.as_deref())?);
-        let released = health.clone();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_release(move |connection, _| {
-                let faulty = released.fault().is_some();
-                Box::pin(async move {
-                    // While writes fail, connections are not reused: one opened read-only stays
-                    // read-only, and a fresh one sees fixed permissions.
-                    if faulty {
-                        return Ok(false);
-                    }
-                    if connection.is_in_transaction() {
-                        // A dropped transaction's rollback is queued before this ping; a
-                        // connection still inside one after it (its COMMIT and ROLLBACK both
-                        // failed, as on a full disk) would refuse every later BEGIN.
-                        connection.ping().await?;
-                    }
-                    Ok(!connection.is_in_transaction())
-                })
-            })
-            // Never a new empty file in place of one deleted under us.
-            .connect_with(options.create_if_missing(file.is_none()))
-            .await?;
-        Ok(Store { pool, health, turns: Arc::default() })
+        Ok(Store { pool, url: settings.url.as_str().into(), health, turns: Arc::default() })
+    }
+
+    /// The engine the state lives on.
+    pub fn engine(&self) -> Engine {
+        self.pool.engine()
     }
 
     /// Proves the database takes writes (at start: a read-only file is a clear error, not a
     /// 500 on every later write), and clears a recorded fault once it does again.
     pub async fn check_writable(&self, now: Millis) -> Result<(), StoreError> {
         self.health.check_file()?;
-        let written = sqlx::query(
+        let written = on_pool!(&self.pool, pool => sqlx::query(
             "INSERT INTO write_probe (id, written_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
         )
         .bind(now.0)
-        .execute(&self.pool)
-        .await
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))
         .map(|_| ())
         .map_err(StoreError::from);
         self.health.record(written)
@@ -246,10 +201,12 @@ impl Store {
     /// this, so it only reads unless the config changed: a write here would make read-only
     /// commands wait for (or fail behind) a long import.
     pub async fn sync_teamspaces(&self, specs: &[TeamspaceSpec], now: Millis) -> Result<(), StoreError> {
-        let stored: Vec<(String, String, String, String, String)> =
+        on_pool!(&self.pool, pool => {
+        let stored: Vec<(String, String, String, String, String)> = {
             sqlx::query_as("SELECT name, tenant_id, audience, required_scope, max_removals FROM teamspaces")
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await
+        }?;
         let stale: Vec<&TeamspaceSpec> = specs
             .iter()
             .filter(|spec| {
@@ -265,18 +222,17 @@ impl Store {
         if stale.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin_write().await?;
+        tx.lock("teamspaces").await?;
         for spec in stale {
-            let existing = sqlx::query(
+            let existing: Option<(String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
                 "SELECT t.tenant_id, (SELECT count(*) FROM members m WHERE m.teamspace_id = t.id) \
                  FROM teamspaces t WHERE t.name = $1",
             )
             .bind(spec.name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                let tenant: String = row.try_get(0)?;
-                let members: i64 = row.try_get(1)?;
+            .fetch_optional(&mut *c)
+            .await)?;
+            if let Some((tenant, members)) = existing {
                 if tenant != spec.tenant_id.to_string() && members > 0 {
                     return Err(StoreError::Refused(format!(
                         "teamspace `{}` has {members} member(s) of tenant {tenant}; changing its tenant_id to {} would \
@@ -285,7 +241,7 @@ impl Store {
                     )));
                 }
             }
-            sqlx::query(
+            on_tx!(&mut tx, c => sqlx::query(
                 "INSERT INTO teamspaces (name, tenant_id, audience, required_scope, max_removals, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6) \
                  ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id, audience = excluded.audience, \
@@ -297,22 +253,26 @@ impl Store {
             .bind(&spec.required_scope)
             .bind(spec.max_removals.to_string())
             .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut *c)
+            .await.map(|done| done.rows_affected()))?;
         }
         session::commit(tx, &self.health).await
+        })
     }
 
     /// The teamspace called `name`.
     pub async fn teamspace(&self, name: &str) -> Result<TeamspaceRecord, StoreError> {
-        let row = sqlx::query(TEAMSPACE_BY_NAME).bind(name).fetch_optional(&self.pool).await?;
-        teamspace_of(row, name)
+        on_pool!(&self.pool, pool => {
+            let row = sqlx::query(TEAMSPACE_BY_NAME).bind(name).fetch_optional(pool).await?;
+            teamspace_of(row, name)
+        })
     }
 
     /// Starts the one kind of transaction that changes members: it waits for the teamspace's
-    /// turn in this process, then takes SQLite's write lock (`BEGIN IMMEDIATE`, waiting up to
-    /// the busy timeout), so the state it then reads cannot change before it commits. Writers
-    /// queue instead of racing; no session exists without both.
+    /// turn in this process, then for its turn across processes (SQLite's write lock, `BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout; PostgreSQL's advisory lock on the
+    /// teamspace), so the state it then reads cannot change before it commits. Writers queue
+    /// instead of racing; no session exists without both.
     pub async fn begin_write(&self, teamspace: &str) -> Result<WriteSession, StoreError> {
         let turn = {
             let mut turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -320,15 +280,18 @@ impl Store {
         };
         let turn = turn.lock_owned().await;
         self.health.check_file()?;
-        let mut tx = self.health.record(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from))?;
-        let row = sqlx::query(TEAMSPACE_BY_NAME).bind(teamspace).fetch_optional(&mut *tx).await?;
-        let teamspace = teamspace_of(row, teamspace)?;
+        let mut tx = self.health.record(self.pool.begin_write().await)?;
+        tx.lock(&format!("teamspace:{teamspace}")).await?;
+        let teamspace = on_tx!(&mut tx, c => {
+            let row = sqlx::query(TEAMSPACE_BY_NAME).bind(teamspace).fetch_optional(&mut *c).await?;
+            teamspace_of(row, teamspace)?
+        });
         Ok(WriteSession { tx, teamspace, health: self.health.clone(), _turn: turn })
     }
 
     /// Whether the database answers a read of the schema: `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT count(*) FROM teamspaces").fetch_one(&self.pool).await?;
+        on_pool!(&self.pool, pool => sqlx::query_scalar::<_, i64>("SELECT count(*) FROM teamspaces").fetch_one(pool).await)?;
         Ok(())
     }
 
@@ -338,9 +301,18 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// The pool, for tests that inspect tables directly.
+    /// The URL it was opened with, for tests that inspect tables with a client of their own.
     #[doc(hidden)]
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The SQLite pool, for tests that inspect tables directly.
+    #[doc(hidden)]
+    pub fn pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! SQLite worker thread to the caller through a channel, which at a million members costs
 //! more than the query itself (measured: 7.7 s). So SQLite packs thousands of members into one
 //! text row — numbers only: hex oid, attribute fingerprints, source ids — and we parse it.
+//! PostgreSQL packs the same format (one round trip per page instead of one message per
+//! row), so one parser serves both; each engine's SQL is in its own module (`packed_sql`).
 
 use smallvec::SmallVec;
 
@@ -11,28 +13,6 @@ use crate::plan::CurrentMember;
 
 /// Members per packed row (about 1 MiB of text).
 pub const MEMBERS_PER_ROW: i64 = 16_384;
-
-/// The packed expression for members aliased `m`: `oid,email_hash,name_hash,attrs_source,claims`
-/// per member (claims space-separated), members separated by `;`, in oid order. The claims
-/// subquery costs an index seek per member: used for small sets of oids.
-pub const PACKED_MEMBERS: &str = "group_concat(hex(m.oid) || ',' || m.email_hash || ',' || ifnull(m.name_hash, '') \
-     || ',' || m.attrs_source_id || ',' || ifnull((SELECT group_concat(c.source_id, ' ') FROM claims c \
-     WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid), ''), ';' ORDER BY m.oid)";
-
-/// A keyset page of a whole teamspace's members without their claims (same record format, empty
-/// claims field). Parameters: teamspace id, the last oid of the previous page.
-pub fn members_page_sql() -> String {
-    format!(
-        "SELECT group_concat(hex(oid) || ',' || email_hash || ',' || ifnull(name_hash, '') || ',' || attrs_source_id \
-         || ',', ';' ORDER BY oid) FROM (SELECT oid, email_hash, name_hash, attrs_source_id FROM members \
-         WHERE teamspace_id = ? AND oid > ? ORDER BY oid LIMIT {MEMBERS_PER_ROW})"
-    )
-}
-
-/// The claims of an oid range `(after, last]`, packed `oid,source;…` in (oid, source) order: a
-/// sequential scan of the claims table, cheaper than a seek per member.
-pub const CLAIMS_RANGE_SQL: &str = "SELECT group_concat(hex(oid) || ',' || source_id, ';' ORDER BY oid, source_id) \
-     FROM claims WHERE teamspace_id = ? AND oid > ? AND oid <= ?";
 
 /// Attaches packed claims (`oid,source;…`, oid order) to `members` (oid order).
 pub fn attach_claims(text: &str, members: &mut [CurrentMember]) -> Result<(), StoreError> {

@@ -23,14 +23,14 @@ impl Store {
         now: Millis,
     ) -> Result<bool, StoreError> {
         self.health.check_file()?;
-        let mut tx = self.health.record(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from))?;
-        sqlx::query("DELETE FROM schedule_ticks WHERE teamspace = $1 AND source = $2 AND tick_at < $3")
+        let mut tx = self.health.record(self.pool.begin_write().await)?;
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM schedule_ticks WHERE teamspace = $1 AND source = $2 AND tick_at < $3")
             .bind(teamspace)
             .bind(source)
             .bind(now.0 - KEEP_MS)
-            .execute(&mut *tx)
-            .await?;
-        let claimed = sqlx::query(
+            .execute(&mut *c)
+            .await.map(|done| done.rows_affected()))?;
+        let claimed = on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO schedule_ticks (teamspace, source, tick_at, claimed_by, claimed_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
@@ -39,10 +39,10 @@ impl Store {
         .bind(tick_at.0)
         .bind(owner::current())
         .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut *c)
+        .await.map(|done| done.rows_affected()))?;
         super::session::commit(tx, &self.health).await?;
-        Ok(claimed.rows_affected() == 1)
+        Ok(claimed == 1)
     }
 }
 
@@ -53,7 +53,7 @@ impl Store {
     pub async fn hold_delivery(&self, teamspace_id: i64, now: Millis, lease: Duration) -> Result<bool, StoreError> {
         let me = owner::current();
         let until = now.0.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let held = sqlx::query(
+        let held = on_pool!(&self.pool, pool => sqlx::query(
             "INSERT INTO delivery_leases (teamspace_id, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (teamspace_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
              WHERE delivery_leases.holder = excluded.holder OR delivery_leases.expires_at < $4",
@@ -62,36 +62,36 @@ impl Store {
         .bind(me)
         .bind(until)
         .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        if held.rows_affected() == 1 {
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))?;
+        if held == 1 {
             return Ok(true);
         }
-        let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM delivery_leases WHERE teamspace_id = $1")
+        let holder: Option<String> = on_pool!(&self.pool, pool => sqlx::query_scalar("SELECT holder FROM delivery_leases WHERE teamspace_id = $1")
             .bind(teamspace_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await)?;
         let Some(holder) = holder.filter(|h| owner::is_gone(h)) else { return Ok(false) };
         // Unless someone else took it over since it was read.
-        let taken = sqlx::query(
+        let taken = on_pool!(&self.pool, pool => sqlx::query(
             "UPDATE delivery_leases SET holder = $1, expires_at = $2 WHERE teamspace_id = $3 AND holder = $4",
         )
         .bind(me)
         .bind(until)
         .bind(teamspace_id)
         .bind(&holder)
-        .execute(&self.pool)
-        .await?;
-        if taken.rows_affected() == 1 {
+        .execute(pool)
+        .await.map(|done| done.rows_affected()))?;
+        if taken == 1 {
             tracing::info!(teamspace_id, previous = %holder, "took over event delivery from a process that has ended");
         }
-        Ok(taken.rows_affected() == 1)
+        Ok(taken == 1)
     }
 
     /// Gives up this process's delivery leases (at shutdown), so another process takes over
     /// without waiting for them to expire.
     pub async fn release_deliveries(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM delivery_leases WHERE holder = $1").bind(owner::current()).execute(&self.pool).await?;
+        on_pool!(&self.pool, pool => sqlx::query("DELETE FROM delivery_leases WHERE holder = $1").bind(owner::current()).execute(pool).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 }

@@ -4,9 +4,8 @@
 //! marked `failed` by the next process that starts a run or `serve`; nothing it planned was
 //! written, because its changes and its completion commit together.
 
-use sqlx::Row;
-
 use super::apply::run_input;
+use super::engine::Fields;
 use super::{owner, NewRun, Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::RunId;
@@ -18,11 +17,10 @@ impl WriteSession {
     /// A run of `source_id` that another process on this host is running now, if any: a
     /// source never runs twice at once, across the processes sharing the database too.
     pub async fn running_elsewhere(&mut self, source_id: i64) -> Result<Option<RunId>, StoreError> {
-        let running: Vec<(i64, Option<String>)> =
-            sqlx::query_as("SELECT id, owner FROM runs WHERE source_id = $1 AND outcome = 'running'")
+        let running: Vec<(i64, Option<String>)> = on_tx!(&mut self.tx, c => sqlx::query_as("SELECT id, owner FROM runs WHERE source_id = $1 AND outcome = 'running'")
                 .bind(source_id)
-                .fetch_all(&mut *self.tx)
-                .await?;
+                .fetch_all(&mut *c)
+                .await)?;
         Ok(running
             .into_iter()
             .find(|(_, owner)| owner.as_deref().is_some_and(|o| o != owner::current() && owner::is_alive_here(o)))
@@ -31,7 +29,7 @@ impl WriteSession {
 
     /// Records `run` as `running`, owned by this process, and commits.
     pub async fn start_run(mut self, run: &NewRun) -> Result<RunId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
             "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, source_version, details, owner) \
              VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8) RETURNING id",
         )
@@ -43,8 +41,8 @@ impl WriteSession {
         .bind(run.source_version)
         .bind(run.details.as_ref().map(|d| d.to_string()))
         .bind(owner::current())
-        .fetch_one(&mut *self.tx)
-        .await?;
+        .fetch_one(&mut *c)
+        .await)?;
         super::session::commit(self.tx, &self.health).await?;
         Ok(RunId(id))
     }
@@ -54,31 +52,32 @@ impl Store {
     /// Marks `failed` every `running` run whose owning process has certainly ended, and
     /// returns them. Takes the write lock only when there is one to mark.
     pub async fn fail_abandoned_runs(&self, now: Millis) -> Result<Vec<RunId>, StoreError> {
-        let running = sqlx::query("SELECT id, owner FROM runs WHERE outcome = 'running'").fetch_all(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let running = sqlx::query("SELECT id, owner FROM runs WHERE outcome = 'running'").fetch_all(pool).await?;
         let mut abandoned = Vec::new();
         for row in &running {
-            let owner: Option<String> = row.try_get(1)?;
+            let owner: Option<String> = row.field_at(1)?;
             if owner.as_deref().is_some_and(owner::is_gone) {
-                abandoned.push(RunId(row.try_get(0)?));
+                abandoned.push(RunId(row.field_at(0)?));
             }
         }
         if abandoned.is_empty() {
             return Ok(abandoned);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin_write().await?;
         let mut marked = Vec::with_capacity(abandoned.len());
         for run in abandoned {
             // Unless it finished (or was marked) since it was read.
-            let done = sqlx::query(
+            let done = on_tx!(&mut tx, c => sqlx::query(
                 "UPDATE runs SET outcome = 'failed', finished_at = $1, reason = $2, owner = NULL \
                  WHERE id = $3 AND outcome = 'running'",
             )
             .bind(now.0)
             .bind(INTERRUPTED)
             .bind(run.0)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
+            .execute(&mut *c)
+            .await.map(|done| done.rows_affected()))?;
+            if done == 1 {
                 marked.push(run);
             }
         }
@@ -87,5 +86,6 @@ impl Store {
             tracing::warn!(run_id = run.0, "a run was left running by a process that has ended; marked failed");
         }
         Ok(marked)
+        })
     }
 }

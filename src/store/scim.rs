@@ -2,11 +2,9 @@
 //! writes through a [`WriteSession`], so a resource change and the member change it implies
 //! commit together.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
-
+use super::engine::{Fields, Tx};
 use super::members::oid_of;
-use super::scim_condition::{self, ScimCondition};
+use super::scim_condition::{self, Rendering, ScimCondition};
 use super::values::{values_list, LIST_CHUNK_ROWS};
 use super::{Store, StoreError, WriteSession};
 use crate::clock::Millis;
@@ -111,13 +109,13 @@ pub struct TokenCredential {
     pub revoked: bool,
 }
 
-fn resource_of(row: &SqliteRow) -> Result<StoredResource, StoreError> {
+fn resource_of(row: &impl Fields) -> Result<StoredResource, StoreError> {
     Ok(StoredResource {
-        id: row.try_get("id")?,
-        resource: row.try_get("resource")?,
-        version: row.try_get("version")?,
-        created_at: Millis(row.try_get("created_at")?),
-        updated_at: Millis(row.try_get("updated_at")?),
+        id: row.field("id")?,
+        resource: row.field("resource")?,
+        version: row.field("version")?,
+        created_at: Millis(row.field("created_at")?),
+        updated_at: Millis(row.field("updated_at")?),
     })
 }
 
@@ -125,7 +123,7 @@ const RESOURCE_COLUMNS: &str = "r.id, r.resource, r.version, r.created_at, r.upd
 
 /// One resource by teamspace and id, read through the pool or inside a write session.
 fn by_id_sql(kind: ResourceKind) -> String {
-    format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = ? AND r.id = ?", kind.table())
+    format!("SELECT {RESOURCE_COLUMNS} FROM {} r WHERE r.teamspace_id = $1 AND r.id = $2", kind.table())
 }
 
 impl Store {
@@ -137,50 +135,52 @@ impl Store {
         secret_hash: &[u8],
         now: Millis,
     ) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO scim_tokens (teamspace_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        let id = on_pool!(&self.pool, pool => sqlx::query_scalar(
+            "INSERT INTO scim_tokens (teamspace_id, label, secret_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(teamspace_id)
         .bind(label)
         .bind(secret_hash)
         .bind(now.0)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
         Ok(id)
     }
 
     /// Tokens, newest first, of one teamspace or all.
     pub async fn list_scim_tokens(&self, teamspace_id: Option<i64>) -> Result<Vec<ScimTokenRecord>, StoreError> {
+        on_pool!(&self.pool, pool => {
         let rows = sqlx::query(
             "SELECT k.id, t.name AS teamspace, k.label, k.created_at, k.last_used_at, k.revoked_at \
              FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id \
-             WHERE (?1 IS NULL OR k.teamspace_id = ?1) ORDER BY k.id DESC",
+             WHERE ($1 IS NULL OR k.teamspace_id = $1) ORDER BY k.id DESC",
         )
         .bind(teamspace_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(ScimTokenRecord {
-                    id: row.try_get("id")?,
-                    teamspace: row.try_get("teamspace")?,
-                    label: row.try_get("label")?,
-                    created_at: Millis(row.try_get("created_at")?),
-                    last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Millis),
-                    revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Millis),
+                    id: row.field("id")?,
+                    teamspace: row.field("teamspace")?,
+                    label: row.field("label")?,
+                    created_at: Millis(row.field("created_at")?),
+                    last_used_at: row.field::<Option<i64>>("last_used_at")?.map(Millis),
+                    revoked_at: row.field::<Option<i64>>("revoked_at")?.map(Millis),
                 })
             })
             .collect()
+        })
     }
 
     /// Revokes a token; revoking twice is fine.
     pub async fn revoke_scim_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE scim_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?")
+        let done = on_pool!(&self.pool, pool => sqlx::query("UPDATE scim_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2")
             .bind(now.0)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(pool)
+            .await.map(|done| done.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("SCIM token {id}")));
         }
         Ok(())
@@ -188,31 +188,33 @@ impl Store {
 
     /// What is needed to check a presented token with id `id`.
     pub async fn scim_token(&self, id: i64) -> Result<Option<TokenCredential>, StoreError> {
+        on_pool!(&self.pool, pool => {
         let row = sqlx::query(
             "SELECT k.teamspace_id, t.name AS teamspace, k.secret_hash, k.revoked_at IS NOT NULL AS revoked \
-             FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id WHERE k.id = ?",
+             FROM scim_tokens k JOIN teamspaces t ON t.id = k.teamspace_id WHERE k.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
         row.map(|row| {
             Ok(TokenCredential {
-                teamspace_id: row.try_get("teamspace_id")?,
-                teamspace: row.try_get("teamspace")?,
-                secret_hash: row.try_get("secret_hash")?,
-                revoked: row.try_get("revoked")?,
+                teamspace_id: row.field("teamspace_id")?,
+                teamspace: row.field("teamspace")?,
+                secret_hash: row.field("secret_hash")?,
+                revoked: row.field("revoked")?,
             })
         })
         .transpose()
+        })
     }
 
     /// Notes that a token was used (callers throttle this to once a minute).
     pub async fn touch_scim_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE scim_tokens SET last_used_at = ? WHERE id = ?")
+        on_pool!(&self.pool, pool => sqlx::query("UPDATE scim_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now.0)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -224,8 +226,10 @@ impl Store {
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
         let sql = by_id_sql(kind);
-        let row = sqlx::query(&sql).bind(teamspace_id).bind(id).fetch_optional(&self.pool).await?;
+        on_pool!(&self.pool, pool => {
+        let row = sqlx::query(&sql).bind(teamspace_id).bind(id).fetch_optional(pool).await?;
         row.as_ref().map(resource_of).transpose()
+        })
     }
 
     /// A page of resources in creation order, with the total, optionally filtered on indexed
@@ -238,31 +242,38 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<StoredResource>), StoreError> {
-        let (mut condition, mut args) = (String::new(), Vec::new());
+        let mut condition = Rendering::new(self.engine(), 2);
         if let Some(filter) = filter {
-            condition.push_str(" AND ");
-            scim_condition::render(filter, kind, &mut condition, &mut args)?;
+            condition.sql.push_str(" AND ");
+            scim_condition::render(filter, kind, &mut condition)?;
         }
+        let (limit_param, offset_param) = (condition.next_param(), condition.next_param() + 1);
+        let Rendering { sql: condition, args, .. } = condition;
         let table = kind.table();
-        let count_sql = format!("SELECT count(*) FROM {table} r WHERE r.teamspace_id = ?{condition}");
+        let count_sql = format!("SELECT count(*) FROM {table} r WHERE r.teamspace_id = $1{condition}");
         let page_sql = format!(
-            "SELECT {RESOURCE_COLUMNS} FROM {table} r WHERE r.teamspace_id = ?{condition} ORDER BY r.seq LIMIT ? OFFSET ?"
+            "SELECT {RESOURCE_COLUMNS} FROM {table} r WHERE r.teamspace_id = $1{condition} ORDER BY r.seq \
+             LIMIT ${limit_param} OFFSET ${offset_param}"
         );
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(teamspace_id);
-        let mut page = sqlx::query(&page_sql).bind(teamspace_id);
-        for arg in args {
-            count = count.bind(arg.clone());
-            page = page.bind(arg);
-        }
-        let rows = if limit > 0 { page.bind(limit).bind(offset).fetch_all(&self.pool).await? } else { Vec::new() };
-        // A first page with room to spare holds everything: no need to count (the common
-        // `userName eq` look-up answers with one query).
-        let total = if offset == 0 && (rows.len() as i64) < limit {
-            rows.len() as i64
-        } else {
-            count.fetch_one(&self.pool).await?
-        };
-        Ok((total, rows.iter().map(resource_of).collect::<Result<_, _>>()?))
+        on_pool!(&self.pool, pool => {
+            let mut page = sqlx::query(&page_sql).bind(teamspace_id);
+            for arg in &args {
+                page = page.bind(arg);
+            }
+            let rows = if limit > 0 { page.bind(limit).bind(offset).fetch_all(pool).await? } else { Vec::new() };
+            // A first page with room to spare holds everything: no need to count (the common
+            // `userName eq` look-up answers with one query).
+            let total = if offset == 0 && (rows.len() as i64) < limit {
+                rows.len() as i64
+            } else {
+                let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(teamspace_id);
+                for arg in &args {
+                    count = count.bind(arg);
+                }
+                count.fetch_one(pool).await?
+            };
+            Ok((total, rows.iter().map(resource_of).collect::<Result<_, _>>()?))
+        })
     }
 }
 
@@ -277,11 +288,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(i64, StoredResource)>, StoreError> {
         let sql = format!(
-            "SELECT {RESOURCE_COLUMNS}, r.seq FROM {} r WHERE r.teamspace_id = ? AND r.seq > ? ORDER BY r.seq LIMIT ?",
+            "SELECT {RESOURCE_COLUMNS}, r.seq FROM {} r WHERE r.teamspace_id = $1 AND r.seq > $2 ORDER BY r.seq LIMIT $3",
             kind.table()
         );
-        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(|row| Ok((row.try_get("seq")?, resource_of(row)?))).collect()
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(limit).fetch_all(pool).await?;
+        rows.iter().map(|row| Ok((row.field("seq")?, resource_of(row)?))).collect()
+        })
     }
 }
 
@@ -289,19 +302,21 @@ impl WriteSession {
     /// One resource by id, read under the write lock (for read-modify-write).
     pub async fn scim_get(&mut self, kind: ResourceKind, id: &str) -> Result<Option<StoredResource>, StoreError> {
         let sql = by_id_sql(kind);
-        let row = sqlx::query(&sql).bind(self.teamspace.id).bind(id).fetch_optional(&mut *self.tx).await?;
+        on_tx!(&mut self.tx, c => {
+        let row = sqlx::query(&sql).bind(self.teamspace.id).bind(id).fetch_optional(&mut *c).await?;
         row.as_ref().map(resource_of).transpose()
+        })
     }
 
     /// Inserts or replaces a user; returns its new version and creation time. A new resource's
     /// `seq` (its place in list order) is the teamspace's next: safe with concurrent writers
     /// because a teamspace's writes are serialised from `begin_write` to the commit.
     pub async fn scim_put_user(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
-        let (version, created_at): (i64, i64) = sqlx::query_as(
+        let (version, created_at): (i64, i64) = on_tx!(&mut self.tx, c => sqlx::query_as(
             "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, external_id, display_name, \
                  active, oid, member_problem, resource, version, created_at, updated_at) \
-             VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = ?1), \
-                 ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
+             VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = $1), \
+                 $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) \
              ON CONFLICT (teamspace_id, id) DO UPDATE SET user_name = excluded.user_name, \
                  user_name_key = excluded.user_name_key, external_id = excluded.external_id, \
                  display_name = excluded.display_name, active = excluded.active, oid = excluded.oid, \
@@ -320,19 +335,19 @@ impl WriteSession {
         .bind(&user.member_problem)
         .bind(&user.resource)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
-        .await?;
+        .fetch_one(&mut *c)
+        .await)?;
         Ok((version, Millis(created_at)))
     }
 
     /// Inserts or replaces a group and its member index; returns its new version and creation
     /// time.
     pub async fn scim_put_group(&mut self, group: &GroupRow, now: Millis) -> Result<(i64, Millis), StoreError> {
-        let (version, created_at): (i64, i64) = sqlx::query_as(
+        let (version, created_at): (i64, i64) = on_tx!(&mut self.tx, c => sqlx::query_as(
             "INSERT INTO scim_groups (teamspace_id, id, seq, display_name, display_name_key, external_id, resource, \
                  version, created_at, updated_at) \
-             VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_groups WHERE teamspace_id = ?1), \
-                 ?3, ?4, ?5, ?6, 1, ?7, ?7) \
+             VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_groups WHERE teamspace_id = $1), \
+                 $3, $4, $5, $6, 1, $7, $7) \
              ON CONFLICT (teamspace_id, id) DO UPDATE SET display_name = excluded.display_name, \
                  display_name_key = excluded.display_name_key, external_id = excluded.external_id, \
                  resource = excluded.resource, version = scim_groups.version + 1, updated_at = excluded.updated_at \
@@ -345,24 +360,39 @@ impl WriteSession {
         .bind(&group.external_id)
         .bind(&group.resource)
         .bind(now.0)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        sqlx::query("DELETE FROM scim_group_members WHERE teamspace_id = ? AND group_id = ?")
+        .fetch_one(&mut *c)
+        .await)?;
+        on_tx!(&mut self.tx, c => sqlx::query("DELETE FROM scim_group_members WHERE teamspace_id = $1 AND group_id = $2")
             .bind(self.teamspace.id)
             .bind(&group.id)
-            .execute(&mut *self.tx)
-            .await?;
-        // Multi-row inserts: a group of 10,000 members is 20 statements, not 10,000.
-        for chunk in group.member_ids.chunks(LIST_CHUNK_ROWS) {
-            let sql = format!(
-                "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES {}",
-                values_list("(?, ?, ?)", chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for member in chunk {
-                query = query.bind(self.teamspace.id).bind(&group.id).bind(member);
+            .execute(&mut *c)
+            .await.map(|done| done.rows_affected()))?;
+        match &mut self.tx {
+            // Multi-row inserts: a group of 10,000 members is 20 statements, not 10,000.
+            Tx::Sqlite(tx) => {
+                for chunk in group.member_ids.chunks(LIST_CHUNK_ROWS) {
+                    let sql = format!(
+                        "INSERT OR IGNORE INTO scim_group_members (teamspace_id, group_id, member_id) VALUES {}",
+                        values_list("(?, ?, ?)", chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for member in chunk {
+                        query = query.bind(self.teamspace.id).bind(&group.id).bind(member);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
             }
-            query.execute(&mut *self.tx).await?;
+            Tx::Postgres(tx) => {
+                sqlx::query(
+                    "INSERT INTO scim_group_members (teamspace_id, group_id, member_id) \
+                     SELECT $1, $2, u.member FROM UNNEST($3::text[]) AS u(member) ON CONFLICT DO NOTHING",
+                )
+                .bind(self.teamspace.id)
+                .bind(&group.id)
+                .bind(&group.member_ids)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         Ok((version, Millis(created_at)))
     }
@@ -370,38 +400,52 @@ impl WriteSession {
     /// Deletes a resource (and a group's member index, or a user's memberships); false if
     /// there was none.
     pub async fn scim_delete(&mut self, kind: ResourceKind, id: &str) -> Result<bool, StoreError> {
-        let sql = format!("DELETE FROM {} WHERE teamspace_id = ? AND id = ?", kind.table());
-        let deleted = sqlx::query(&sql).bind(self.teamspace.id).bind(id).execute(&mut *self.tx).await?;
+        let sql = format!("DELETE FROM {} WHERE teamspace_id = $1 AND id = $2", kind.table());
         let index = match kind {
-            ResourceKind::User => "DELETE FROM scim_group_members WHERE teamspace_id = ? AND member_id = ?",
-            ResourceKind::Group => "DELETE FROM scim_group_members WHERE teamspace_id = ? AND group_id = ?",
+            ResourceKind::User => "DELETE FROM scim_group_members WHERE teamspace_id = $1 AND member_id = $2",
+            ResourceKind::Group => "DELETE FROM scim_group_members WHERE teamspace_id = $1 AND group_id = $2",
         };
-        sqlx::query(index).bind(self.teamspace.id).bind(id).execute(&mut *self.tx).await?;
-        Ok(deleted.rows_affected() > 0)
+        on_tx!(&mut self.tx, c => {
+            let deleted = sqlx::query(&sql).bind(self.teamspace.id).bind(id).execute(&mut *c).await?;
+            sqlx::query(index).bind(self.teamspace.id).bind(id).execute(&mut *c).await?;
+            Ok(deleted.rows_affected() > 0)
+        })
     }
 
     /// The SCIM users standing for each of `oids` (sorted, distinct), in one query per chunk.
     pub async fn scim_users_of_oids(&mut self, oids: &[Oid]) -> Result<Vec<(Oid, ScimUserFacts)>, StoreError> {
         let mut found = Vec::new();
         for chunk in oids.chunks(LIST_CHUNK_ROWS) {
-            // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
-            let sql = format!(
-                "SELECT oid, id, active, member_problem IS NULL AS usable, resource FROM scim_users INDEXED BY scim_users_by_oid \
-                 WHERE teamspace_id = ? AND oid IN ({})",
-                values_list("?", chunk.len())
-            );
-            let mut query = sqlx::query(&sql).bind(self.teamspace.id);
-            for oid in chunk {
-                query = query.bind(oid.to_bytes().to_vec());
-            }
-            for row in query.fetch_all(&mut *self.tx).await? {
-                let facts = ScimUserFacts {
-                    id: row.try_get("id")?,
-                    active: row.try_get("active")?,
-                    usable: row.try_get("usable")?,
-                    resource: row.try_get("resource")?,
-                };
-                found.push((oid_of(&row, "oid")?, facts));
+            let keys = chunk.iter().map(|oid| oid.to_bytes().to_vec());
+            match &mut self.tx {
+                Tx::Sqlite(tx) => {
+                    // Without statistics SQLite prefers the primary key's teamspace prefix, a scan.
+                    let sql = format!(
+                        "SELECT oid, id, active, member_problem IS NULL AS usable, resource FROM scim_users \
+                         INDEXED BY scim_users_by_oid WHERE teamspace_id = ? AND oid IN ({})",
+                        values_list("?", chunk.len())
+                    );
+                    let mut query = sqlx::query(&sql).bind(self.teamspace.id);
+                    for key in keys {
+                        query = query.bind(key);
+                    }
+                    for row in query.fetch_all(&mut **tx).await? {
+                        found.push(user_facts_of(&row)?);
+                    }
+                }
+                Tx::Postgres(tx) => {
+                    let rows = sqlx::query(
+                        "SELECT oid, id, active, member_problem IS NULL AS usable, resource FROM scim_users \
+                         WHERE teamspace_id = $1 AND oid = ANY($2)",
+                    )
+                    .bind(self.teamspace.id)
+                    .bind(keys.collect::<Vec<_>>())
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for row in &rows {
+                        found.push(user_facts_of(row)?);
+                    }
+                }
             }
         }
         Ok(found)
@@ -409,31 +453,33 @@ impl WriteSession {
 
     /// The oids of the users who are members of the group `group_id`.
     pub async fn scim_group_member_oids(&mut self, group_id: &str) -> Result<Vec<Oid>, StoreError> {
+        on_tx!(&mut self.tx, c => {
         let rows = sqlx::query(
             // CROSS JOIN keeps the group's members as the outer loop (SQLite would otherwise
             // walk every user of the teamspace).
-            "SELECT DISTINCT u.oid FROM scim_group_members m \
-             CROSS JOIN scim_users u ON u.teamspace_id = m.teamspace_id AND u.id = m.member_id \
-             WHERE m.teamspace_id = ? AND m.group_id = ? AND u.oid IS NOT NULL",
+            "SELECT DISTINCT u.oid FROM scim_group_members m CROSS JOIN scim_users u \
+             WHERE u.teamspace_id = m.teamspace_id AND u.id = m.member_id \
+             AND m.teamspace_id = $1 AND m.group_id = $2 AND u.oid IS NOT NULL",
         )
         .bind(self.teamspace.id)
         .bind(group_id)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(&mut *c)
         .await?;
-        rows.iter().map(|row| oid_of(row, 0)).collect()
+        rows.iter().map(|row| oid_of(row, "oid")).collect()
+        })
     }
 
     /// Lower-cased display names of the groups the user is a direct member of.
     pub async fn scim_group_names_of(&mut self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query_scalar(
+        let rows = on_tx!(&mut self.tx, c => sqlx::query_scalar(
             "SELECT g.display_name_key FROM scim_group_members m \
              JOIN scim_groups g ON g.teamspace_id = m.teamspace_id AND g.id = m.group_id \
-             WHERE m.teamspace_id = ? AND m.member_id = ?",
+             WHERE m.teamspace_id = $1 AND m.member_id = $2",
         )
         .bind(self.teamspace.id)
         .bind(user_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        .fetch_all(&mut *c)
+        .await)?;
         Ok(rows)
     }
 
@@ -441,6 +487,16 @@ impl WriteSession {
     pub async fn commit(self) -> Result<(), StoreError> {
         super::session::commit(self.tx, &self.health).await
     }
+}
+
+fn user_facts_of(row: &impl Fields) -> Result<(Oid, ScimUserFacts), StoreError> {
+    let facts = ScimUserFacts {
+        id: row.field("id")?,
+        active: row.field("active")?,
+        usable: row.field("usable")?,
+        resource: row.field("resource")?,
+    };
+    Ok((oid_of(row, "oid")?, facts))
 }
 
 /// What claim derivation needs of one SCIM user.

@@ -2,6 +2,7 @@
 //! SCIM layer builds and only the store turns into SQL: which columns hold which attribute,
 //! and how each engine reaches into a stored body, stay here.
 
+use super::engine::Engine;
 use super::scim::ResourceKind;
 use super::StoreError;
 
@@ -51,43 +52,69 @@ pub enum ScimCondition {
     Equals(IndexedAttribute, String),
 }
 
-/// `condition` as SQL over the resource table aliased `r`, with `?` placeholders for `args`.
-/// A condition naming an attribute `kind` does not have is a caller's bug, refused rather than
-/// answered with an empty list.
-pub(super) fn render(
-    condition: &ScimCondition,
-    kind: ResourceKind,
-    sql: &mut String,
-    args: &mut Vec<String>,
-) -> Result<(), StoreError> {
+/// The SQL being built for a condition and its arguments, bound as `$first`, `$first + 1`, …
+/// in `args` order.
+pub(super) struct Rendering {
+    pub(super) engine: Engine,
+    pub(super) first: usize,
+    pub(super) sql: String,
+    pub(super) args: Vec<String>,
+}
+
+impl Rendering {
+    pub(super) fn new(engine: Engine, first: usize) -> Self {
+        Rendering { engine, first, sql: String::new(), args: Vec::new() }
+    }
+
+    /// The placeholder the next argument will be bound to.
+    pub(super) fn next_param(&self) -> usize {
+        self.first + self.args.len()
+    }
+}
+
+/// `condition` as SQL over the resource table aliased `r`, appended to `out`. A condition
+/// naming an attribute `kind` does not have is a caller's bug, refused rather than answered
+/// with an empty list.
+pub(super) fn render(condition: &ScimCondition, kind: ResourceKind, out: &mut Rendering) -> Result<(), StoreError> {
     match condition {
         ScimCondition::And(a, b) | ScimCondition::Or(a, b) => {
             let connective = if matches!(condition, ScimCondition::And(..)) { " AND " } else { " OR " };
-            sql.push('(');
-            render(a, kind, sql, args)?;
-            sql.push_str(connective);
-            render(b, kind, sql, args)?;
-            sql.push(')');
+            out.sql.push('(');
+            render(a, kind, out)?;
+            out.sql.push_str(connective);
+            render(b, kind, out)?;
+            out.sql.push(')');
         }
         ScimCondition::Equals(attribute, value) => {
             if !attribute.belongs_to(kind) {
                 return Err(StoreError::Refused(format!("{kind:?} resources have no indexed {attribute:?}")));
             }
-            sql.push_str(match attribute {
-                IndexedAttribute::Id => "r.id = ?",
-                IndexedAttribute::ExternalId => "r.external_id = ?",
-                IndexedAttribute::UserName => "r.user_name_key = ?",
-                IndexedAttribute::DisplayName => "r.display_name_key = ?",
-                IndexedAttribute::EmailValue => {
-                    "EXISTS (SELECT 1 FROM json_each(r.resource, '$.emails') e \
-                     WHERE lower(json_extract(e.value, '$.value')) = ?)"
-                }
-                IndexedAttribute::MemberValue => {
+            let n = out.next_param();
+            let sql = match attribute {
+                IndexedAttribute::Id => format!("r.id = ${n}"),
+                IndexedAttribute::ExternalId => format!("r.external_id = ${n}"),
+                IndexedAttribute::UserName => format!("r.user_name_key = ${n}"),
+                IndexedAttribute::DisplayName => format!("r.display_name_key = ${n}"),
+                IndexedAttribute::EmailValue => match out.engine {
+                    Engine::Sqlite => format!(
+                        "EXISTS (SELECT 1 FROM json_each(r.resource, '$.emails') e \
+                         WHERE lower(json_extract(e.value, '$.value')) = ${n})"
+                    ),
+                    // A body whose `emails` is not an array has no address to match (SQLite's
+                    // json_each likewise yields nothing for it).
+                    Engine::Postgres => format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r.resource::jsonb -> 'emails') \
+                         = 'array' THEN r.resource::jsonb -> 'emails' ELSE '[]'::jsonb END) e \
+                         WHERE lower(e ->> 'value') = ${n})"
+                    ),
+                },
+                IndexedAttribute::MemberValue => format!(
                     "EXISTS (SELECT 1 FROM scim_group_members m \
-                     WHERE m.teamspace_id = r.teamspace_id AND m.group_id = r.id AND m.member_id = ?)"
-                }
-            });
-            args.push(if attribute.ignores_case() { value.to_lowercase() } else { value.clone() });
+                     WHERE m.teamspace_id = r.teamspace_id AND m.group_id = r.id AND m.member_id = ${n})"
+                ),
+            };
+            out.sql.push_str(&sql);
+            out.args.push(if attribute.ignores_case() { value.to_lowercase() } else { value.clone() });
         }
     }
     Ok(())
@@ -98,9 +125,9 @@ mod tests {
     use super::*;
 
     fn sql_of(condition: &ScimCondition, kind: ResourceKind) -> Result<(String, Vec<String>), StoreError> {
-        let (mut sql, mut args) = (String::new(), Vec::new());
-        render(condition, kind, &mut sql, &mut args)?;
-        Ok((sql, args))
+        let mut out = Rendering::new(Engine::Sqlite, 2);
+        render(condition, kind, &mut out)?;
+        Ok((out.sql, out.args))
     }
 
     #[test]
@@ -108,7 +135,7 @@ mod tests {
         let user_name = ScimCondition::Equals(IndexedAttribute::UserName, "Ada@Contoso.com".into());
         assert_eq!(
             sql_of(&user_name, ResourceKind::User).unwrap(),
-            ("r.user_name_key = ?".to_owned(), vec!["ada@contoso.com".to_owned()])
+            ("r.user_name_key = $2".to_owned(), vec!["ada@contoso.com".to_owned()])
         );
         let external = ScimCondition::Equals(IndexedAttribute::ExternalId, "AbC".into());
         assert_eq!(sql_of(&external, ResourceKind::User).unwrap().1, vec!["AbC".to_owned()]);
@@ -124,7 +151,7 @@ mod tests {
             )),
         );
         let (sql, args) = sql_of(&both, ResourceKind::Group).unwrap();
-        assert!(sql.starts_with("(r.id = ? OR (r.display_name_key = ? AND EXISTS"), "{sql}");
+        assert!(sql.starts_with("(r.id = $2 OR (r.display_name_key = $3 AND EXISTS"), "{sql}");
         assert_eq!(args, ["1", "devs", "u"]);
     }
 

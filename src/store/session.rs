@@ -1,23 +1,20 @@
-//! A write session: one `BEGIN IMMEDIATE` transaction holding SQLite's write lock from the
-//! first read to the commit, so a run plans against exactly the state it then changes.
+//! A write session: one transaction that holds the teamspace's write turn from the first read
+//! to the commit (SQLite's write lock, taken by `BEGIN IMMEDIATE`; on PostgreSQL an advisory
+//! lock per teamspace), so a run plans against exactly the state it then changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::Row;
-
-use rusqlite::{params, Connection, OptionalExtension};
-
-use super::apply::{apply_plan, record, Tx};
-use super::bulk::with_connection;
+use super::apply::{apply_plan, record};
+use super::engine::Tx;
 use super::health::Health;
-use super::packed::{attach_claims, members_page_sql, unpack, CLAIMS_RANGE_SQL, MEMBERS_PER_ROW, PACKED_MEMBERS};
-use super::values::{values_list, LIST_CHUNK_ROWS};
-use super::{NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
+use super::packed::{attach_claims, unpack, MEMBERS_PER_ROW};
+use super::values::LIST_CHUNK_ROWS;
+use super::{postgres, sqlite, NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
-use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName};
+use crate::domain::{Oid, RunId, SourceKind, SourceName};
 use crate::plan::guard::Cleared;
-use crate::plan::{Attributes, CurrentMember, MemberChange, Plan, SourceKey};
+use crate::plan::{CurrentMember, MemberChange, Plan, SourceKey};
 
 /// An open write transaction on one teamspace. Dropping it without `apply` or `record_run`
 /// rolls everything back.
@@ -33,7 +30,7 @@ pub struct WriteSession {
 /// and notes what the outcome says about the storage.
 pub(super) async fn commit(tx: Tx, health: &Health) -> Result<(), StoreError> {
     health.check_file()?;
-    health.record(tx.commit().await.map_err(StoreError::from))
+    health.record(tx.commit().await)
 }
 
 impl WriteSession {
@@ -41,20 +38,20 @@ impl WriteSession {
     /// SQLite undoes only a failing statement, but PostgreSQL aborts the whole transaction on
     /// any error unless it was inside a savepoint, and a request may write more than once.
     pub async fn savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("SAVEPOINT request").execute(&mut *self.tx).await?;
+        on_tx!(&mut self.tx, c => sqlx::query("SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
     /// Keeps what was written since [`WriteSession::savepoint`], as part of the transaction.
     pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("RELEASE SAVEPOINT request").execute(&mut *self.tx).await?;
+        on_tx!(&mut self.tx, c => sqlx::query("RELEASE SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
     /// Undoes what was written since [`WriteSession::savepoint`]; the transaction goes on.
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *self.tx).await?;
-        sqlx::query("RELEASE SAVEPOINT request").execute(&mut *self.tx).await?;
+        on_tx!(&mut self.tx, c => sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+        on_tx!(&mut self.tx, c => sqlx::query("RELEASE SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -65,37 +62,37 @@ impl WriteSession {
 
     /// The source row for `name`, created on first use.
     pub async fn ensure_source(&mut self, name: &SourceName, now: Millis) -> Result<SourceRecord, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO sources (teamspace_id, kind, name, created_at) VALUES ($1, $2, $3, $4) \
+        const SQL: &str = "INSERT INTO sources (teamspace_id, kind, name, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (teamspace_id, kind, name) DO UPDATE SET kind = excluded.kind \
-             RETURNING id, version, snapshot_digest, snapshot_version",
-        )
-        .bind(self.teamspace.id)
-        .bind(name.kind().as_str())
-        .bind(name.id())
-        .bind(now.0)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let digest: Option<Vec<u8>> = row.try_get(2)?;
-        let digest_version: Option<i64> = row.try_get(3)?;
+             RETURNING id, version, snapshot_digest, snapshot_version";
+        let (id, version, digest, digest_version): (i64, i64, Option<Vec<u8>>, Option<i64>) = on_tx!(&mut self.tx, c => {
+            sqlx::query_as(SQL)
+                .bind(self.teamspace.id)
+                .bind(name.kind().as_str())
+                .bind(name.id())
+                .bind(now.0)
+                .fetch_one(&mut *c)
+                .await
+        })?;
         let last_snapshot = match (digest.and_then(|d| <[u8; 16]>::try_from(d).ok()), digest_version) {
             (Some(digest), Some(version)) => Some((digest, version)),
             _ => None,
         };
-        Ok(SourceRecord { id: row.try_get(0)?, name: name.clone(), version: row.try_get(1)?, last_snapshot })
+        Ok(SourceRecord { id, name: name.clone(), version, last_snapshot })
     }
 
     /// Every source of the teamspace with its kind: the planner's attribute precedence.
     pub async fn source_kinds(&mut self) -> Result<HashMap<SourceKey, SourceKind>, StoreError> {
-        let rows = sqlx::query("SELECT id, kind FROM sources WHERE teamspace_id = $1")
-            .bind(self.teamspace.id)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get(1)?;
+        let rows: Vec<(i64, String)> = on_tx!(&mut self.tx, c => {
+            sqlx::query_as("SELECT id, kind FROM sources WHERE teamspace_id = $1")
+                .bind(self.teamspace.id)
+                .fetch_all(&mut *c)
+                .await
+        })?;
+        rows.into_iter()
+            .map(|(id, kind)| {
                 let kind = kind.parse().map_err(|e: String| StoreError::corrupt("sources.kind", e))?;
-                Ok((row.try_get(0)?, kind))
+                Ok((id, kind))
             })
             .collect()
     }
@@ -108,22 +105,28 @@ impl WriteSession {
             Scope::All => {
                 // Keyset pages in oid order, each one packed row of members, then one packed
                 // row of the claims in the same oid range, merged.
-                let members_sql = members_page_sql();
+                let (members_sql, claims_sql) = match self.tx {
+                    Tx::Sqlite(_) => (sqlite::packed_sql::members_page(), sqlite::packed_sql::CLAIMS_RANGE),
+                    Tx::Postgres(_) => (postgres::packed_sql::members_page(), postgres::packed_sql::CLAIMS_RANGE),
+                };
                 let mut after: Vec<u8> = Vec::new();
                 loop {
-                    let packed: Option<String> =
-                        sqlx::query_scalar(&members_sql).bind(teamspace).bind(&after).fetch_one(&mut *self.tx).await?;
+                    let packed: Option<String> = on_tx!(&mut self.tx, c => {
+                        sqlx::query_scalar(&members_sql).bind(teamspace).bind(&after).fetch_one(&mut *c).await
+                    })?;
                     let first = members.len();
                     unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
                     let Some(last) = members.last().map(|m| m.oid.to_bytes()).filter(|_| members.len() > first) else {
                         break;
                     };
-                    let claims: Option<String> = sqlx::query_scalar(CLAIMS_RANGE_SQL)
-                        .bind(teamspace)
-                        .bind(&after)
-                        .bind(&last[..])
-                        .fetch_one(&mut *self.tx)
-                        .await?;
+                    let claims: Option<String> = on_tx!(&mut self.tx, c => {
+                        sqlx::query_scalar(claims_sql)
+                            .bind(teamspace)
+                            .bind(&after)
+                            .bind(&last[..])
+                            .fetch_one(&mut *c)
+                            .await
+                    })?;
                     attach_claims(claims.as_deref().unwrap_or_default(), &mut members[first..])?;
                     if ((members.len() - first) as i64) < MEMBERS_PER_ROW {
                         break;
@@ -136,16 +139,24 @@ impl WriteSession {
                 sorted.sort_unstable();
                 sorted.dedup();
                 for chunk in sorted.chunks(LIST_CHUNK_ROWS) {
-                    let sql = format!(
-                        "SELECT {PACKED_MEMBERS} FROM (SELECT teamspace_id, oid, email_hash, name_hash, attrs_source_id \
-                         FROM members WHERE teamspace_id = ? AND oid IN ({})) AS m",
-                        values_list("?", chunk.len())
-                    );
-                    let mut query = sqlx::query_scalar(&sql).bind(teamspace);
-                    for oid in chunk {
-                        query = query.bind(&oid[..]);
-                    }
-                    let packed: Option<String> = query.fetch_one(&mut *self.tx).await?;
+                    let packed: Option<String> = match &mut self.tx {
+                        Tx::Sqlite(tx) => {
+                            let sql = sqlite::packed_sql::of_oids(chunk.len());
+                            let mut query = sqlx::query_scalar(&sql).bind(teamspace);
+                            for oid in chunk {
+                                query = query.bind(&oid[..]);
+                            }
+                            query.fetch_one(&mut **tx).await?
+                        }
+                        Tx::Postgres(tx) => {
+                            let oids: Vec<&[u8]> = chunk.iter().map(|oid| &oid[..]).collect();
+                            sqlx::query_scalar(postgres::packed_sql::OF_OIDS)
+                                .bind(teamspace)
+                                .bind(oids)
+                                .fetch_one(&mut **tx)
+                                .await?
+                        }
+                    };
                     unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
                 }
             }
@@ -159,8 +170,13 @@ impl WriteSession {
     pub async fn resolve_attributes(&mut self, plan: &mut Plan) -> Result<(), StoreError> {
         let wanted: Vec<Oid> = plan.changes.iter().filter(|c| c.needs_stored_attributes()).map(|c| c.oid).collect();
         let teamspace_id = self.teamspace.id;
-        let stored =
-            with_connection(&mut self.tx, |connection| stored_attributes(connection, teamspace_id, &wanted)).await?;
+        let stored = match &mut self.tx {
+            Tx::Sqlite(tx) => {
+                sqlite::bulk::with_connection(tx, |c| sqlite::write::stored_attributes(c, teamspace_id, &wanted))
+                    .await?
+            }
+            Tx::Postgres(tx) => postgres::write::stored_attributes(tx, teamspace_id, &wanted).await?,
+        };
         for change in plan.changes.iter_mut().filter(|c| c.needs_stored_attributes()) {
             let current = stored
                 .get(&change.oid)
@@ -199,28 +215,4 @@ impl WriteSession {
         commit(self.tx, &self.health).await?;
         Ok(run_id)
     }
-}
-
-/// The stored email and display name of each of `oids`, by key look-up: a replace that drops
-/// a million members records each one's last attributes in its audit event.
-fn stored_attributes(
-    connection: &Connection,
-    teamspace_id: i64,
-    oids: &[Oid],
-) -> Result<HashMap<Oid, Attributes>, StoreError> {
-    let mut select =
-        connection.prepare("SELECT email, display_name FROM members WHERE teamspace_id = ?1 AND oid = ?2")?;
-    let mut stored = HashMap::with_capacity(oids.len());
-    for &oid in oids {
-        let row = select
-            .query_row(params![teamspace_id, &oid.to_bytes()[..]], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-            })
-            .optional()?;
-        if let Some((email, display_name)) = row {
-            let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
-            stored.insert(oid, Attributes { email, display_name: display_name.map(DisplayName::from_stored) });
-        }
-    }
-    Ok(stored)
 }

@@ -69,7 +69,7 @@ pub enum DeliveryStatus {
 }
 
 /// `text`, stored in `column`, as a word of type `W`.
-pub(super) fn parse<W: std::str::FromStr>(column: &'static str, text: &str) -> Result<W, super::StoreError> {
+pub(super) fn parse<W: std::str::FromStr>(column: &'static str, text: String) -> Result<W, super::StoreError> {
     text.parse().map_err(|_| super::StoreError::corrupt(column, format!("unknown value `{text}`")))
 }
 
@@ -81,12 +81,12 @@ mod tests {
     fn words_round_trip_and_unknown_ones_are_corrupt() {
         for action in [AuditAction::Added, AuditAction::Removed, AuditAction::Updated] {
             let word: &'static str = action.into();
-            assert_eq!(parse::<AuditAction>("audit_events.action", word).unwrap(), action);
+            assert_eq!(parse::<AuditAction>("audit_events.action", word.to_owned()).unwrap(), action);
             assert_eq!(serde_json::to_value(action).unwrap(), word);
         }
         assert_eq!(MemberEffect::from(AuditAction::Removed).to_string(), "remove");
         assert_eq!(<&str>::from(DeliveryStatus::Dead), "dead");
-        let unknown = parse::<DeliveryStatus>("outbox.status", "lost").unwrap_err();
+        let unknown = parse::<DeliveryStatus>("outbox.status", "lost".to_owned()).unwrap_err();
         assert!(unknown.to_string().contains("outbox.status") && unknown.to_string().contains("lost"), "{unknown}");
     }
 }

@@ -192,7 +192,7 @@ async fn two_replicas_on_one_database_run_each_scheduled_tick_once() {
     let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
     let ticks: Vec<i64> =
         sqlx::query_scalar("SELECT tick_at FROM schedule_ticks WHERE teamspace = 'acme' AND source = 'graph:dev'")
-            .fetch_all(store.pool())
+            .fetch_all(&inspect(&store).await)
             .await
             .unwrap();
     assert_eq!(ticks.len(), runs, "{} ticks claimed, {runs} runs", ticks.len());

@@ -101,15 +101,19 @@ async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
 
     let store =
         Store::open(&StoreSettings::new(format!("sqlite://{}", project.path("c7sync.db").display()))).await.unwrap();
-    let emails: BTreeSet<String> =
-        sqlx::query_scalar("SELECT email FROM members").fetch_all(store.pool()).await.unwrap().into_iter().collect();
+    let emails: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM members")
+        .fetch_all(&inspect(&store).await)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(emails.len(), expected.len(), "missing: {:?}", expected.difference(&emails).take(5).collect::<Vec<_>>());
     assert_eq!(emails, expected);
     assert!(store.check_integrity().await.unwrap().is_empty());
     let graph_runs: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM runs r JOIN sources s ON s.id = r.source_id WHERE s.kind = 'graph' AND r.outcome = 'applied'",
     )
-    .fetch_one(store.pool())
+    .fetch_one(&inspect(&store).await)
     .await
     .unwrap();
     assert!(graph_runs >= 2, "the scheduled sync ran alongside ({graph_runs})");

@@ -37,7 +37,7 @@ async fn inspect(db: &Path, a_domain: &str, b_domain: &str) -> AfterKill {
     let store = Store::open(&StoreSettings::new(format!("sqlite://{}", db.display()))).await.unwrap();
     let problems = store.check_integrity().await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    let pool = store.pool();
+    let pool = store.pool().unwrap();
     let count = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await.unwrap() };
     let ids = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_all(pool).await.unwrap() };
     let state = AfterKill {
@@ -47,7 +47,7 @@ async fn inspect(db: &Path, a_domain: &str, b_domain: &str) -> AfterKill {
         running: ids("SELECT id FROM runs WHERE outcome = 'running'".into()).await,
         interrupted: ids(format!("SELECT id FROM runs WHERE outcome = 'failed' AND reason = '{INTERRUPTED}'")).await,
     };
-    store.pool().close().await;
+    store.pool().unwrap().close().await;
     state
 }
 

@@ -60,13 +60,14 @@ async fn killing_serve_during_scim_writes_loses_no_acknowledged_write_and_leaves
         let problems = store.check_integrity().await.unwrap();
         assert!(problems.is_empty(), "after kill {kill}: {problems:?}");
         let stored: Vec<String> =
-            sqlx::query_scalar("SELECT user_name FROM scim_users").fetch_all(store.pool()).await.unwrap();
+            sqlx::query_scalar("SELECT user_name FROM scim_users").fetch_all(&inspect(&store).await).await.unwrap();
         let stored: std::collections::HashSet<String> = stored.into_iter().collect();
         let lost: Vec<&String> = acknowledged.iter().filter(|u| !stored.contains(*u)).collect();
         assert!(lost.is_empty(), "after kill {kill}: acknowledged but lost: {lost:?}");
-        let members: i64 = sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(store.pool()).await.unwrap();
+        let members: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&inspect(&store).await).await.unwrap();
         assert_eq!(members as usize, stored.len(), "every stored active user is a member, no more");
-        store.pool().close().await;
+        store.pool().unwrap().close().await;
     }
     assert!(acknowledged.len() > KILLS, "the writers got through between kills ({})", acknowledged.len());
 }

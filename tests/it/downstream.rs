@@ -59,7 +59,7 @@ impl Worker {
 }
 
 async fn audit_ids(db: &TestDb) -> Vec<i64> {
-    sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id").fetch_all(db.store().pool()).await.unwrap()
+    sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id").fetch_all(&inspect(db.store()).await).await.unwrap()
 }
 
 async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
@@ -72,7 +72,7 @@ async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
 
 async fn pending(db: &TestDb) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(db.store().pool())
+        .fetch_one(&inspect(db.store()).await)
         .await
         .unwrap()
 }
@@ -113,7 +113,7 @@ async fn a_receiver_that_is_down_then_up_gets_everything_in_order() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let attempts: i64 =
-            sqlx::query_scalar("SELECT max(attempts) FROM outbox").fetch_one(db.store().pool()).await.unwrap();
+            sqlx::query_scalar("SELECT max(attempts) FROM outbox").fetch_one(&inspect(db.store()).await).await.unwrap();
         if attempts >= 1 {
             break;
         }
@@ -140,8 +140,10 @@ async fn a_500_is_retried_and_a_bad_signature_ends_dead_until_retried() {
     wait_until(Duration::from_secs(10), || receiver.ids().len() == 3).await;
     worker.stop().await;
     assert_eq!(receiver.with(|r| r.failed), 2);
-    let attempts: Vec<i64> =
-        sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY event_id").fetch_all(db.store().pool()).await.unwrap();
+    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY event_id")
+        .fetch_all(&inspect(db.store()).await)
+        .await
+        .unwrap();
     assert_eq!(attempts, [3, 3, 3]);
 
     // Signed with the wrong secret: the receiver refuses (401) until the batch is parked.
@@ -330,7 +332,7 @@ async fn the_lookup_api_answers_hit_miss_other_teamspace_and_refuses_bad_tokens(
 
     // The database goes away: /readyz says so, /healthz does not care.
     assert_eq!(api.get("/readyz", None).await.0, 200);
-    api.db.store().pool().close().await;
+    api.db.store().close().await;
     let (status, body) = api.get("/readyz", None).await;
     assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")));
     assert_eq!(api.get("/healthz", None).await.0, 200);
@@ -367,7 +369,7 @@ async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_ta
     // be sent again (at least once).
     let deadline = Instant::now() + Duration::from_secs(20);
     while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(store.pool())
+        .fetch_one(&inspect(&store).await)
         .await
         .unwrap()
         > 0
@@ -376,7 +378,7 @@ async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_ta
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let holder: String =
-        sqlx::query_scalar("SELECT holder FROM delivery_leases").fetch_one(store.pool()).await.unwrap();
+        sqlx::query_scalar("SELECT holder FROM delivery_leases").fetch_one(&inspect(&store).await).await.unwrap();
     let [a, b] = daemons;
     let (killed, survivor) = if holder.split('/').nth(3) == Some(&a.pid().to_string()) { (a, b) } else { (b, a) };
     assert_eq!(holder.split('/').nth(3), Some(killed.pid().to_string().as_str()), "{holder}");

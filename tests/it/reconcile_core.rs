@@ -27,7 +27,7 @@ async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
     assert_eq!(count(db.store(), "outbox").await, 10);
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id WHERE o.status = 'pending' AND a.run_id = $1")
         .bind(report.run_id.0)
-        .fetch_one(db.store().pool())
+        .fetch_one(&inspect(db.store()).await)
         .await
         .unwrap();
     assert_eq!(pending, 10, "every audit row of the run has its pending outbox event");
@@ -78,12 +78,20 @@ async fn a_failure_mid_apply_leaves_the_database_unchanged() {
     let before = fingerprint(db.store()).await;
     // The outbox insert is the last write of a transaction that has already added members,
     // claims, a run and audit rows; make it fail.
-    sqlx::query(
-        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .execute(db.store().pool())
-    .await
-    .unwrap();
+    let client = inspect(db.store()).await;
+    let failing = if on_postgres() {
+        sqlx::query(
+            "CREATE FUNCTION fail_outbox() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+        )
+        .execute(&client)
+        .await
+        .unwrap();
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()"
+    } else {
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    };
+    sqlx::query(failing).execute(&client).await.unwrap();
     let error = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..2000)).await.unwrap_err();
     assert!(error.to_string().contains("injected failure"), "{error}");
     assert_eq!(fingerprint(db.store()).await, before);
@@ -356,12 +364,12 @@ async fn plans_larger_than_a_statement_chunk_write_every_row() {
     let events = 600 + 10 + 247 + 50 + 50;
     assert_eq!(count(db.store(), "audit_events").await, events);
     let ids: (i64, i64, i64) = sqlx::query_as("SELECT min(id), max(id), count(DISTINCT id) FROM audit_events")
-        .fetch_one(db.store().pool())
+        .fetch_one(&inspect(db.store()).await)
         .await
         .unwrap();
     assert_eq!(ids, (1, events, events), "event ids are dense and unique");
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(db.store().pool())
+        .fetch_one(&inspect(db.store()).await)
         .await
         .unwrap();
     assert_eq!(pending, events);

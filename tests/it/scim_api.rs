@@ -258,7 +258,7 @@ async fn entra_provisioning_sequence_end_to_end() {
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events a JOIN runs r ON r.id = a.run_id WHERE r.trigger = 'scim'",
     )
-    .fetch_one(scim.db.store().pool())
+    .fetch_one(&inspect(scim.db.store()).await)
     .await
     .unwrap();
     assert!(audited >= 5, "adds, updates, removes are audited ({audited})");
@@ -416,12 +416,14 @@ async fn a_user_without_a_usable_object_id_is_stored_but_not_a_member() {
     let (status, body) = scim.acme(Method::POST, "/Users", Some(user.clone())).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(scim.members("acme").await.is_empty());
-    let problem: Option<String> =
-        sqlx::query_scalar("SELECT member_problem FROM scim_users").fetch_one(scim.db.store().pool()).await.unwrap();
+    let problem: Option<String> = sqlx::query_scalar("SELECT member_problem FROM scim_users")
+        .fetch_one(&inspect(scim.db.store()).await)
+        .await
+        .unwrap();
     assert!(problem.unwrap().contains("not an Entra object id"));
     let details: String =
         sqlx::query_scalar("SELECT details FROM runs WHERE trigger = 'scim' ORDER BY id DESC LIMIT 1")
-            .fetch_one(scim.db.store().pool())
+            .fetch_one(&inspect(scim.db.store()).await)
             .await
             .unwrap();
     assert!(details.contains("is stored but not a member"), "the reason is on the run: {details}");
@@ -506,8 +508,10 @@ async fn a_ten_thousand_member_group_patch_adds_and_removes_exactly() {
     let left: Vec<&str> = body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(left.len(), 5_000);
     assert!(left.iter().all(|id| id.ends_with(['1', '3', '5', '7', '9'])), "only the named members were removed");
-    let indexed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM scim_group_members").fetch_one(scim.db.store().pool()).await.unwrap();
+    let indexed: i64 = sqlx::query_scalar("SELECT count(*) FROM scim_group_members")
+        .fetch_one(&inspect(scim.db.store()).await)
+        .await
+        .unwrap();
     assert_eq!(indexed, 5_000);
 }
 

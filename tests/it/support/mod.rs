@@ -1,4 +1,6 @@
-//! Shared helpers: a migrated SQLite file in a temp dir, a config writer, a binary runner.
+//! Shared helpers: a migrated database of its own for each test (a SQLite file in a temp dir,
+//! or with `C7SYNC_TEST_ENGINE=postgres` a fresh PostgreSQL database), a config writer, a
+//! binary runner.
 
 #![allow(dead_code)]
 
@@ -42,13 +44,37 @@ impl TestDb {
     }
 }
 
+/// The variable that runs the suite on PostgreSQL: `C7SYNC_TEST_ENGINE=postgres`.
+pub const ENGINE_VARIABLE: &str = "C7SYNC_TEST_ENGINE";
+
+/// Whether this run of the suite is on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var(ENGINE_VARIABLE).is_ok_and(|engine| engine == "postgres")
+}
+
+/// A database of its own for one test on the engine under test: a SQLite file in `dir`, or a
+/// fresh PostgreSQL database.
+pub async fn fresh_url(dir: &Path) -> String {
+    if on_postgres() {
+        postgres::fresh_database().await
+    } else {
+        format!("sqlite://{}", dir.join("c7sync.db").display())
+    }
+}
+
+/// A client of the test's own on the store's database, for inspecting tables on either engine.
+pub async fn inspect(store: &Store) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(store.url()).await.unwrap()
+}
+
 pub async fn temp_db() -> TestDb {
     temp_db_with(MaxRemovals::Percent(20.0)).await
 }
 
 pub async fn temp_db_with(max_removals: MaxRemovals) -> TestDb {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("c7sync.db").display());
+    let url = fresh_url(dir.path()).await;
     let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
     let specs: Vec<_> = ["acme", "globex"]
         .iter()
@@ -86,15 +112,15 @@ pub fn request(teamspace: &str, source: &str) -> RunRequest {
 
 /// Counts rows of a table (test inspection only).
 pub async fn count(store: &Store, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(store.pool()).await.unwrap()
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&inspect(store).await).await.unwrap()
 }
 
 /// Every row a run can touch, as text: equal fingerprints prove "nothing changed".
 pub async fn fingerprint(store: &Store) -> Vec<String> {
     let queries = [
-        "SELECT teamspace_id || ' ' || hex(oid) || ' ' || email || ' ' || ifnull(display_name, '-') || ' ' || attrs_source_id || ' ' || updated_at FROM members ORDER BY 1",
-        "SELECT teamspace_id || ' ' || hex(oid) || ' ' || source_id FROM claims ORDER BY 1",
-        "SELECT id || ' ' || run_id || ' ' || action || ' ' || hex(oid) FROM audit_events ORDER BY id",
+        "SELECT teamspace_id || ' ' || HEX(oid) || ' ' || email || ' ' || coalesce(display_name, '-') || ' ' || attrs_source_id || ' ' || updated_at FROM members ORDER BY 1",
+        "SELECT teamspace_id || ' ' || HEX(oid) || ' ' || source_id FROM claims ORDER BY 1",
+        "SELECT id || ' ' || run_id || ' ' || action || ' ' || HEX(oid) FROM audit_events ORDER BY id",
         "SELECT teamspace_id || ' ' || event_id || ' ' || status FROM outbox ORDER BY event_id",
         "SELECT id || ' ' || outcome FROM runs ORDER BY id",
         "SELECT 'planned ' || count(*) FROM planned_changes",
@@ -104,8 +130,10 @@ pub async fn fingerprint(store: &Store) -> Vec<String> {
     let problems = store.check_integrity().await.unwrap();
     assert!(problems.is_empty(), "integrity: {problems:?}");
     let mut all = Vec::new();
+    let client = inspect(store).await;
     for sql in queries {
-        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(store.pool()).await.unwrap();
+        let sql = if on_postgres() { sql.replace("HEX(oid)", "encode(oid, 'hex')") } else { sql.replace("HEX", "hex") };
+        let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&client).await.unwrap();
         all.extend(rows);
     }
     all

@@ -11,14 +11,15 @@
 use rusqlite::{Connection, Statement, ToSql};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::apply::Tx;
-use super::StoreError;
+use sqlx::{Sqlite, Transaction};
+
+use crate::store::StoreError;
 
 /// Runs `work` with the session's connection as a rusqlite [`Connection`], inside the open
 /// transaction. `work` must leave no statement running (rusqlite finalizes its statements
 /// when they drop, which is before this returns).
-pub(super) async fn with_connection<T>(
-    tx: &mut Tx,
+pub(in crate::store) async fn with_connection<T>(
+    tx: &mut Transaction<'static, Sqlite>,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut locked = (**tx).lock_handle().await?;

@@ -1,0 +1,249 @@
+//! A plan's rows on PostgreSQL: each kind of row in one statement fed whole columns as arrays
+//! (`UNNEST`), so a million-member import is a handful of round trips. Audit ids come from
+//! the `audit_event_ids` sequence, which replicas writing at once never share.
+
+use std::collections::HashMap;
+
+use sqlx::{Postgres, Transaction};
+
+use crate::domain::{fingerprint, DisplayName, Oid, RunId};
+use crate::plan::{Attributes, ClaimChange, MemberChange, Plan};
+use crate::store::apply::{claim_word, previous, recorded, RunStamp};
+use crate::store::words::{AuditAction, MemberEffect};
+use crate::store::StoreError;
+
+type PgTx = Transaction<'static, Postgres>;
+
+/// Members written or changed, one array per column.
+#[derive(Default)]
+struct MemberColumns {
+    oids: Vec<Vec<u8>>,
+    emails: Vec<String>,
+    names: Vec<Option<String>>,
+    email_hashes: Vec<i64>,
+    name_hashes: Vec<Option<i64>>,
+}
+
+impl MemberColumns {
+    fn push(&mut self, oid: Vec<u8>, attributes: &Attributes) {
+        let name = attributes.display_name.as_deref();
+        self.oids.push(oid);
+        self.emails.push(attributes.email.as_str().to_owned());
+        self.names.push(name.map(str::to_owned));
+        self.email_hashes.push(fingerprint::email(&attributes.email));
+        self.name_hashes.push(name.map(fingerprint::name));
+    }
+}
+
+/// Audit events, one array per column, in plan order.
+#[derive(Default)]
+struct EventColumns {
+    actions: Vec<&'static str>,
+    oids: Vec<Vec<u8>>,
+    emails: Vec<String>,
+    names: Vec<Option<String>>,
+    previous_emails: Vec<Option<String>>,
+    previous_names: Vec<Option<String>>,
+}
+
+/// The claim, member, audit and outbox rows of one plan; returns the lowest and highest audit
+/// id written, if any.
+pub(in crate::store) async fn members(
+    tx: &mut PgTx,
+    stamp: RunStamp,
+    plan: &Plan,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let RunStamp { teamspace_id, source_id, run_id, now } = stamp;
+    let (mut gained, mut dropped, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut added, mut updated, mut events) =
+        (MemberColumns::default(), MemberColumns::default(), EventColumns::default());
+    for change in &plan.changes {
+        let oid = change.oid.to_bytes().to_vec();
+        match change.claim {
+            ClaimChange::Gain => gained.push(oid.clone()),
+            ClaimChange::Drop => dropped.push(oid.clone()),
+            ClaimChange::Keep => {}
+        }
+        if change.member == MemberChange::Unchanged {
+            continue;
+        }
+        let attributes = recorded(change)?;
+        let action = match change.member {
+            MemberChange::Add => {
+                added.push(oid.clone(), attributes);
+                AuditAction::Added
+            }
+            MemberChange::Update { .. } => {
+                updated.push(oid.clone(), attributes);
+                AuditAction::Updated
+            }
+            MemberChange::Remove | MemberChange::Unchanged => {
+                removed.push(oid.clone());
+                AuditAction::Removed
+            }
+        };
+        let (previous_email, previous_name) = previous(change);
+        events.actions.push(action.into());
+        events.oids.push(oid);
+        events.emails.push(attributes.email.as_str().to_owned());
+        events.names.push(attributes.display_name.as_deref().map(str::to_owned));
+        events.previous_emails.push(previous_email.map(str::to_owned));
+        events.previous_names.push(previous_name.map(str::to_owned));
+    }
+    if !gained.is_empty() {
+        sqlx::query(
+            "INSERT INTO claims (teamspace_id, oid, source_id, created_at) \
+             SELECT $1, u.oid, $2, $3 FROM UNNEST($4::bytea[]) AS u(oid)",
+        )
+        .bind(teamspace_id)
+        .bind(source_id)
+        .bind(now.0)
+        .bind(&gained)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !dropped.is_empty() {
+        sqlx::query("DELETE FROM claims WHERE teamspace_id = $1 AND source_id = $2 AND oid = ANY($3)")
+            .bind(teamspace_id)
+            .bind(source_id)
+            .bind(&dropped)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if !added.oids.is_empty() {
+        sqlx::query(
+            "INSERT INTO members (teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, \
+                 created_at, updated_at) \
+             SELECT $1, u.oid, u.email, u.name, u.email_hash, u.name_hash, $2, $3, $3 \
+             FROM UNNEST($4::bytea[], $5::text[], $6::text[], $7::int8[], $8::int8[]) \
+                 AS u(oid, email, name, email_hash, name_hash)",
+        )
+        .bind(teamspace_id)
+        .bind(source_id)
+        .bind(now.0)
+        .bind(&added.oids)
+        .bind(&added.emails)
+        .bind(&added.names)
+        .bind(&added.email_hashes)
+        .bind(&added.name_hashes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !updated.oids.is_empty() {
+        sqlx::query(
+            "UPDATE members m SET email = u.email, display_name = u.name, email_hash = u.email_hash, \
+                 name_hash = u.name_hash, attrs_source_id = $2, updated_at = $3 \
+             FROM UNNEST($4::bytea[], $5::text[], $6::text[], $7::int8[], $8::int8[]) \
+                 AS u(oid, email, name, email_hash, name_hash) \
+             WHERE m.teamspace_id = $1 AND m.oid = u.oid",
+        )
+        .bind(teamspace_id)
+        .bind(source_id)
+        .bind(now.0)
+        .bind(&updated.oids)
+        .bind(&updated.emails)
+        .bind(&updated.names)
+        .bind(&updated.email_hashes)
+        .bind(&updated.name_hashes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query("DELETE FROM members WHERE teamspace_id = $1 AND oid = ANY($2)")
+            .bind(teamspace_id)
+            .bind(&removed)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if events.oids.is_empty() {
+        return Ok(None);
+    }
+    // Ids are drawn in plan order; each event is queued for delivery in the same statement.
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "WITH events AS ( \
+             INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, \
+                 previous_email, previous_display_name, occurred_at) \
+             SELECT nextval('audit_event_ids'), $1, $2, $3, u.action, u.oid, u.email, u.name, 'developer', \
+                 u.previous_email, u.previous_name, $4 \
+             FROM UNNEST($5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
+                 AS u(action, oid, email, name, previous_email, previous_name, n) \
+             ORDER BY u.n RETURNING id), \
+         queued AS (INSERT INTO outbox (teamspace_id, event_id) SELECT $1, id FROM events) \
+         SELECT min(id), max(id) FROM events",
+    )
+    .bind(teamspace_id)
+    .bind(run_id.0)
+    .bind(source_id)
+    .bind(now.0)
+    .bind(&events.actions)
+    .bind(&events.oids)
+    .bind(&events.emails)
+    .bind(&events.names)
+    .bind(&events.previous_emails)
+    .bind(&events.previous_names)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(first.zip(last))
+}
+
+/// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
+pub(in crate::store) async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+    if plan.changes.is_empty() {
+        return Ok(());
+    }
+    let rows = plan.changes.len();
+    let (mut oids, mut claims, mut effects) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::new());
+    let (mut emails, mut names) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let (mut previous_emails, mut previous_names) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for change in &plan.changes {
+        let attributes = recorded(change)?;
+        let (previous_email, previous_name) = previous(change);
+        oids.push(change.oid.to_bytes().to_vec());
+        claims.push(claim_word(change.claim));
+        effects.push(<&str>::from(MemberEffect::from(&change.member)));
+        emails.push(attributes.email.as_str());
+        names.push(attributes.display_name.as_deref());
+        previous_emails.push(previous_email);
+        previous_names.push(previous_name);
+    }
+    sqlx::query(
+        "INSERT INTO planned_changes (run_id, seq, oid, claim, member, email, display_name, previous_email, \
+             previous_display_name) \
+         SELECT $1, u.n - 1, u.oid, u.claim, u.member, u.email, u.name, u.previous_email, u.previous_name \
+         FROM UNNEST($2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+             WITH ORDINALITY AS u(oid, claim, member, email, name, previous_email, previous_name, n)",
+    )
+    .bind(run_id.0)
+    .bind(&oids)
+    .bind(&claims)
+    .bind(&effects)
+    .bind(&emails)
+    .bind(&names)
+    .bind(&previous_emails)
+    .bind(&previous_names)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored email and display name of each of `oids`.
+pub(in crate::store) async fn stored_attributes(
+    tx: &mut PgTx,
+    teamspace_id: i64,
+    oids: &[Oid],
+) -> Result<HashMap<Oid, Attributes>, StoreError> {
+    let keys: Vec<Vec<u8>> = oids.iter().map(|o| o.to_bytes().to_vec()).collect();
+    let rows: Vec<(Vec<u8>, String, Option<String>)> =
+        sqlx::query_as("SELECT oid, email, display_name FROM members WHERE teamspace_id = $1 AND oid = ANY($2)")
+            .bind(teamspace_id)
+            .bind(&keys)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for (oid, email, display_name) in rows {
+        let oid = Oid::from_bytes(&oid).ok_or_else(|| StoreError::corrupt("members.oid", "not 16 bytes"))?;
+        let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
+        stored.insert(oid, Attributes { email, display_name: display_name.map(DisplayName::from_stored) });
+    }
+    Ok(stored)
+}

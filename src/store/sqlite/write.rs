@@ -1,0 +1,212 @@
+//! A plan's rows on SQLite: bound straight from the plan into prepared multi-row statements
+//! on the session's own connection (`bulk.rs`), with audit ids drawn under the write lock.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::bulk::ChunkedInsert;
+use crate::domain::{fingerprint, DisplayName, Oid, RunId};
+use crate::plan::{Attributes, ClaimChange, MemberChange, Plan};
+use crate::store::apply::{claim_word, previous, recorded, RunStamp};
+use crate::store::words::{AuditAction, MemberEffect};
+use crate::store::StoreError;
+
+/// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
+pub(in crate::store) fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+    let mut insert = ChunkedInsert::prepare(
+        connection,
+        "planned_changes",
+        "run_id, seq, oid, claim, member, email, display_name, previous_email, previous_display_name",
+        plan.changes.len(),
+    )?;
+    for (seq, change) in (0_i64..).zip(&plan.changes) {
+        let (previous_email, previous_name) = previous(change);
+        let attributes = recorded(change)?;
+        insert.push(|row| {
+            row.value(run_id.0)?
+                .value(seq)?
+                .value(&change.oid.to_bytes()[..])?
+                .value(claim_word(change.claim))?
+                .value(<&str>::from(MemberEffect::from(&change.member)))?
+                .value(attributes.email.as_str())?
+                .value(attributes.display_name.as_deref())?
+                .value(previous_email)?
+                .value(previous_name)?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    insert.finish()
+}
+
+/// The claim, member, audit and outbox rows of one plan, in plan (oid) order, so each B-tree
+/// is appended to rather than split. Added rows go in multi-row chunks; updates and removals,
+/// rare and keyed, one statement each. Event ids are assigned here (the session holds the
+/// write lock, so nobody else takes ids meanwhile); returns the range written, if any.
+pub(in crate::store) fn members(
+    connection: &Connection,
+    stamp: RunStamp,
+    plan: &Plan,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let RunStamp { teamspace_id, source_id, run_id, now } = stamp;
+    let (run_id, now) = (run_id.0, now.0);
+    let gained = plan.changes.iter().filter(|c| c.claim == ClaimChange::Gain).count();
+    let added = plan.changes.iter().filter(|c| c.member == MemberChange::Add).count();
+    let events = plan.changes.iter().filter(|c| c.member != MemberChange::Unchanged).count();
+
+    let mut insert_claims =
+        ChunkedInsert::prepare(connection, "claims", "teamspace_id, oid, source_id, created_at", gained)?;
+    let mut delete_claim =
+        connection.prepare("DELETE FROM claims WHERE teamspace_id = ?1 AND oid = ?2 AND source_id = ?3")?;
+    let mut insert_members = ChunkedInsert::prepare(
+        connection,
+        "members",
+        "teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, created_at, updated_at",
+        added,
+    )?;
+    let mut update_member = connection.prepare(
+        "UPDATE members SET email = ?3, display_name = ?4, email_hash = ?5, name_hash = ?6, attrs_source_id = ?7, \
+         updated_at = ?8 WHERE teamspace_id = ?1 AND oid = ?2",
+    )?;
+    let mut delete_member = connection.prepare("DELETE FROM members WHERE teamspace_id = ?1 AND oid = ?2")?;
+    let mut insert_events = ChunkedInsert::prepare(
+        connection,
+        "audit_events",
+        "id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, previous_email, \
+         previous_display_name, occurred_at",
+        events,
+    )?;
+    let first_event = next_event_id(connection)?;
+    let mut next_event = first_event;
+
+    for change in &plan.changes {
+        let oid = change.oid.to_bytes();
+        let oid = &oid[..];
+        match change.claim {
+            ClaimChange::Gain => insert_claims.push(|row| {
+                row.value(teamspace_id)?.value(oid)?.value(source_id)?.value(now)?;
+                Ok::<_, StoreError>(())
+            })?,
+            ClaimChange::Drop => {
+                delete_claim.execute(params![teamspace_id, oid, source_id])?;
+            }
+            ClaimChange::Keep => {}
+        }
+        if change.member == MemberChange::Unchanged {
+            continue;
+        }
+        let attributes = recorded(change)?;
+        let email = attributes.email.as_str();
+        let name = attributes.display_name.as_deref();
+        let action = match change.member {
+            MemberChange::Add => {
+                insert_members.push(|row| {
+                    row.value(teamspace_id)?
+                        .value(oid)?
+                        .value(email)?
+                        .value(name)?
+                        .value(fingerprint::email(&attributes.email))?
+                        .value(name.map(fingerprint::name))?
+                        .value(source_id)?
+                        .value(now)?
+                        .value(now)?;
+                    Ok::<_, StoreError>(())
+                })?;
+                AuditAction::Added
+            }
+            MemberChange::Update { .. } => {
+                update_member.execute(params![
+                    teamspace_id,
+                    oid,
+                    email,
+                    name,
+                    fingerprint::email(&attributes.email),
+                    name.map(fingerprint::name),
+                    source_id,
+                    now
+                ])?;
+                AuditAction::Updated
+            }
+            // `Unchanged` was skipped above.
+            MemberChange::Remove | MemberChange::Unchanged => {
+                delete_member.execute(params![teamspace_id, oid])?;
+                AuditAction::Removed
+            }
+        };
+        let (previous_email, previous_name) = previous(change);
+        insert_events.push(|row| {
+            row.value(next_event)?
+                .value(teamspace_id)?
+                .value(run_id)?
+                .value(source_id)?
+                .value(<&str>::from(action))?
+                .value(oid)?
+                .value(email)?
+                .value(name)?
+                .value("developer")?
+                .value(previous_email)?
+                .value(previous_name)?
+                .value(now)?;
+            Ok::<_, StoreError>(())
+        })?;
+        next_event += 1;
+    }
+    insert_claims.finish()?;
+    insert_members.finish()?;
+    insert_events.finish()?;
+    if next_event == first_event {
+        return Ok(None);
+    }
+    let last_event = next_event - 1;
+    write_outbox(connection, teamspace_id, first_event..=last_event)?;
+    Ok(Some((first_event, last_event)))
+}
+
+/// The first id for this run's audit events, which take the ids after it in order. Safe only
+/// because the caller holds SQLite's write lock, so no other writer draws ids until it commits;
+/// an engine with concurrent writers draws them from a sequence instead, and nothing outside
+/// this write path may assume one run's ids are contiguous.
+fn next_event_id(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.query_row("SELECT ifnull(max(id), 0) + 1 FROM audit_events", [], |row| row.get(0))?)
+}
+
+/// The pending delivery of each new event.
+fn write_outbox(
+    connection: &Connection,
+    teamspace_id: i64,
+    events: std::ops::RangeInclusive<i64>,
+) -> Result<(), StoreError> {
+    let count = usize::try_from(events.end() - events.start() + 1).unwrap_or(0);
+    let mut insert = ChunkedInsert::prepare(connection, "outbox", "teamspace_id, event_id", count)?;
+    for id in events {
+        insert.push(|row| {
+            row.value(teamspace_id)?.value(id)?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    insert.finish()
+}
+
+/// The stored email and display name of each of `oids`, by key look-up: a replace that drops
+/// a million members records each one's last attributes in its audit event.
+pub(in crate::store) fn stored_attributes(
+    connection: &Connection,
+    teamspace_id: i64,
+    oids: &[Oid],
+) -> Result<HashMap<Oid, Attributes>, StoreError> {
+    let mut select =
+        connection.prepare("SELECT email, display_name FROM members WHERE teamspace_id = ?1 AND oid = ?2")?;
+    let mut stored = HashMap::with_capacity(oids.len());
+    for &oid in oids {
+        let row = select
+            .query_row(params![teamspace_id, &oid.to_bytes()[..]], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })
+            .optional()?;
+        if let Some((email, display_name)) = row {
+            let email = email.parse().map_err(|e| StoreError::corrupt("members.email", e))?;
+            stored.insert(oid, Attributes { email, display_name: display_name.map(DisplayName::from_stored) });
+        }
+    }
+    Ok(stored)
+}
