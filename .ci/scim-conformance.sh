@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The independent SCIM conformance suite (scim2-tester, through scim2-cli) against a live
 # `c7sync serve` on loopback. Every check must be SUCCESS. Needs the debug binary that
-# `cargo test` built, python3 and PyPI.
+# `cargo test` built, python3 and PyPI. On SQLite by default; with $C7SYNC_DATABASE_URL set
+# (postgres://…, an empty database) on that database instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$PWD/target/debug/c7sync"

@@ -85,7 +85,8 @@ pub struct Cli {
     /// Config file [default: $C7SYNC_CONFIG, else ./c7sync.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Database URL, overriding the config and $C7SYNC_DATABASE_URL (e.g. sqlite://c7sync.db)
+    /// Database URL, overriding the config and $C7SYNC_DATABASE_URL (sqlite://c7sync.db, or
+    /// postgres://user@host:5432/db for PostgreSQL)
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
     /// Log format on stderr (level from $RUST_LOG, default warn; RUST_LOG=info adds a line per run)

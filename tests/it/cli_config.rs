@@ -89,7 +89,7 @@ fn changing_the_tenant_of_a_teamspace_with_members_is_refused() {
     let project = Project::standard();
     project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "a@contoso.com"]).expect(0);
     let moved = standard_config("20%").replacen(TENANT, "00000000-0000-0000-0000-0000000000cc", 1);
-    std::fs::write(project.path("c7sync.toml"), moved).unwrap();
+    project.write_config(&moved);
     let run = project.run(&["members", "list", "--teamspace", "acme"]);
     assert!(run.expect(2).stderr.contains("would orphan them"), "{}", run.stderr);
     // A teamspace without members may move to another tenant.
@@ -97,12 +97,13 @@ fn changing_the_tenant_of_a_teamspace_with_members_is_refused() {
         &format!("name = \"globex\"\ntenant_id = \"{TENANT}\""),
         "name = \"globex\"\ntenant_id = \"00000000-0000-0000-0000-0000000000cc\"",
     );
-    std::fs::write(project.path("c7sync.toml"), globex_moved).unwrap();
+    project.write_config(&globex_moved);
     project.run(&["teamspace", "list"]).expect(0);
 }
 
 #[test]
 fn relative_paths_in_the_config_follow_its_folder_not_the_working_directory() {
+    sqlite_only!("the SQLite file's place follows the config's folder");
     let project = Project::standard();
     project.write("hr.csv", &format!("email,oid\nada@contoso.com,{ADA}\n"));
     let elsewhere = tempfile::tempdir().unwrap();

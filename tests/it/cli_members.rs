@@ -95,7 +95,7 @@ async fn read_commands_do_not_wait_for_a_writer() {
     let project = Project::standard();
     project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "ada@contoso.com"]).expect(0);
     // Another process holds the write lock (as a long import does).
-    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let url = project.database_url().to_owned();
     let store = c7sync::store::Store::open(&c7sync::store::StoreSettings::new(url)).await.unwrap();
     let writer = store.begin_write("acme").await.unwrap();
     let dir = project.dir.path().to_path_buf();

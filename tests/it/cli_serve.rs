@@ -19,7 +19,7 @@ fn users(range: std::ops::Range<u128>) -> Vec<Member> {
 }
 
 async fn runs(project: &Project) -> Vec<RunRecord> {
-    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let url = project.database_url().to_owned();
     let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
     let mut runs = store.list_runs(None, 10_000).await.unwrap();
     runs.reverse();
@@ -188,7 +188,7 @@ async fn two_replicas_on_one_database_run_each_scheduled_tick_once() {
     // Each tick (one a second) was claimed once, and each claimed tick is one run. Were the
     // claim ignored, both replicas would run every tick: twice as many runs as ticks.
     let runs = of(&runs(&project).await, "graph:dev").len();
-    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let url = project.database_url().to_owned();
     let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
     let ticks: Vec<i64> =
         sqlx::query_scalar("SELECT tick_at FROM schedule_ticks WHERE teamspace = 'acme' AND source = 'graph:dev'")

@@ -99,8 +99,7 @@ async fn scim_writes_a_scheduled_graph_sync_and_a_cli_import_all_land() {
     let busy: Vec<_> = logs.iter().filter(|l| l.to_string().contains("busy")).collect();
     assert!(busy.is_empty(), "{busy:?}");
 
-    let store =
-        Store::open(&StoreSettings::new(format!("sqlite://{}", project.path("c7sync.db").display()))).await.unwrap();
+    let store = Store::open(&StoreSettings::new(project.database_url().to_owned())).await.unwrap();
     let emails: BTreeSet<String> = sqlx::query_scalar("SELECT email FROM members")
         .fetch_all(&inspect(&store).await)
         .await

@@ -10,7 +10,6 @@
 //!
 //! A final run converges and a second one changes nothing. The counts are printed.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,11 +32,12 @@ struct AfterKill {
     interrupted: Vec<i64>,
 }
 
-async fn inspect(db: &Path, a_domain: &str, b_domain: &str) -> AfterKill {
-    let store = Store::open(&StoreSettings::new(format!("sqlite://{}", db.display()))).await.unwrap();
+async fn after_kill(db: &str, a_domain: &str, b_domain: &str) -> AfterKill {
+    let store = Store::open(&StoreSettings::new(db)).await.unwrap();
     let problems = store.check_integrity().await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    let pool = store.pool().unwrap();
+    let client = inspect(&store).await;
+    let pool = &client;
     let count = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await.unwrap() };
     let ids = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_all(pool).await.unwrap() };
     let state = AfterKill {
@@ -47,7 +47,8 @@ async fn inspect(db: &Path, a_domain: &str, b_domain: &str) -> AfterKill {
         running: ids("SELECT id FROM runs WHERE outcome = 'running'".into()).await,
         interrupted: ids(format!("SELECT id FROM runs WHERE outcome = 'failed' AND reason = '{INTERRUPTED}'")).await,
     };
-    store.pool().unwrap().close().await;
+    client.close().await;
+    store.close().await;
     state
 }
 
@@ -68,7 +69,7 @@ struct Tally {
 /// duration of an uninterrupted run), and checks the database after each.
 async fn crash_series(
     name: &str,
-    db: &Path,
+    db: &str,
     domains: (&str, &str),
     size: i64,
     full: Duration,
@@ -76,7 +77,7 @@ async fn crash_series(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut sequence = Sequence(0x5eed ^ size as u64);
-    let mut last = inspect(db, domains.0, domains.1).await;
+    let mut last = after_kill(db, domains.0, domains.1).await;
     while tally.kills < KILLS {
         assert!(tally.attempts < 4 * KILLS, "{name}: too few kills land: {tally:?}");
         let mut child = spawn(last.in_a == 0);
@@ -86,7 +87,7 @@ async fn crash_series(
         let alive = child.try_wait().unwrap().is_none();
         child.kill().ok();
         let status = child.wait().unwrap();
-        let state = inspect(db, domains.0, domains.1).await;
+        let state = after_kill(db, domains.0, domains.1).await;
         let context = format!("{name}, attempt {} (killed: {alive}) after {delay:?}: {state:?}", tally.attempts);
         assert!(
             (state.in_a == size && state.in_b == 0) || (state.in_b == size && state.in_a == 0),
@@ -154,8 +155,8 @@ async fn killing_a_200k_row_import_leaves_one_whole_set_and_no_run_running() {
     let swap_started = Instant::now();
     assert!(import("b.csv").wait().unwrap().success());
     let full = swap_started.elapsed().max(started.elapsed() - swap_started.elapsed());
-    let db = project.path("c7sync.db");
-    let tally = crash_series("import", &db, ("a.contoso.com", "b.contoso.com"), ROWS as i64, full, |to_a| {
+    let db = project.database_url();
+    let tally = crash_series("import", db, ("a.contoso.com", "b.contoso.com"), ROWS as i64, full, |to_a| {
         import(if to_a { "a.csv" } else { "b.csv" })
     })
     .await;
@@ -166,7 +167,7 @@ async fn killing_a_200k_row_import_leaves_one_whole_set_and_no_run_running() {
     let again = project.run(&["import", "a.csv", "--teamspace", "acme", "--mode", "replace", "--format", "json"]);
     let again = again.expect(0).json();
     assert_eq!((again["added"].as_u64(), again["removed"].as_u64()), (Some(0), Some(0)), "{again}");
-    let end = inspect(&db, "a.contoso.com", "b.contoso.com").await;
+    let end = after_kill(db, "a.contoso.com", "b.contoso.com").await;
     assert_eq!((end.in_a, end.running.len()), (ROWS as i64, 0), "{end:?}");
 }
 
@@ -201,8 +202,8 @@ async fn killing_a_graph_sync_leaves_one_whole_set_and_no_run_running() {
     let started = Instant::now();
     assert!(sync().wait().unwrap().success());
     let full = started.elapsed();
-    let db = project.path("c7sync.db");
-    let tally = crash_series("graph sync", &db, ("a.contoso.com", "b.contoso.com"), USERS as i64, full, |to_a| {
+    let db = project.database_url();
+    let tally = crash_series("graph sync", db, ("a.contoso.com", "b.contoso.com"), USERS as i64, full, |to_a| {
         fake.set_group(GRAPH_GROUP, if to_a { set_a.clone() } else { set_b.clone() });
         sync()
     })
@@ -220,6 +221,6 @@ async fn killing_a_graph_sync_leaves_one_whole_set_and_no_run_running() {
     run(&project).expect(0);
     let again = run(&project).expect(0).json();
     assert_eq!((again["added"].as_u64(), again["removed"].as_u64()), (Some(0), Some(0)), "{again}");
-    let end = inspect(&db, "a.contoso.com", "b.contoso.com").await;
+    let end = after_kill(db, "a.contoso.com", "b.contoso.com").await;
     assert_eq!((end.in_a, end.running.len()), (USERS as i64, 0), "{end:?}");
 }

@@ -55,7 +55,7 @@ async fn killing_serve_during_scim_writes_loses_no_acknowledged_write_and_leaves
             acknowledged.extend(writer.await.unwrap());
         }
 
-        let url = format!("sqlite://{}", project.path("c7sync.db").display());
+        let url = project.database_url().to_owned();
         let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
         let problems = store.check_integrity().await.unwrap();
         assert!(problems.is_empty(), "after kill {kill}: {problems:?}");
@@ -67,7 +67,7 @@ async fn killing_serve_during_scim_writes_loses_no_acknowledged_write_and_leaves
         let members: i64 =
             sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&inspect(&store).await).await.unwrap();
         assert_eq!(members as usize, stored.len(), "every stored active user is a member, no more");
-        store.pool().unwrap().close().await;
+        store.close().await;
     }
     assert!(acknowledged.len() > KILLS, "the writers got through between kills ({})", acknowledged.len());
 }

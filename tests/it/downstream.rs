@@ -363,7 +363,7 @@ async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_ta
 
     // SIGKILL the daemon that holds the lease: the other takes over at once (same host, the
     // holder is gone), and nothing is lost.
-    let url = format!("sqlite://{}", project.path("c7sync.db").display());
+    let url = project.database_url().to_owned();
     let store = c7sync::store::Store::open(&c7sync::store::StoreSettings::new(&url)).await.unwrap();
     // Once the last batch is answered and marked: a batch in flight at the kill would rightly
     // be sent again (at least once).

@@ -107,6 +107,7 @@ fn file_size_limit(daemon: &Daemon, limit: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_full_disk_writes_are_503_then_recover_by_themselves() {
+    sqlite_only!("the disk under the SQLite file fills");
     let (project, token) = scim_project("");
     // SIGXFSZ ignored, as a full disk kills nobody: writes past the limit fail instead.
     let daemon = Daemon::start_in_shell(project.dir.path(), "trap '' XFSZ", &[], &[]).await;
@@ -141,6 +142,7 @@ async fn after_a_full_disk_writes_are_503_then_recover_by_themselves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_database_refuses_writes_and_fails_readiness() {
+    sqlite_only!("the SQLite file is deleted");
     let (project, token) = scim_project("");
     let daemon = Daemon::start(project.dir.path(), &[], &[]).await;
     let client = reqwest::Client::new();
@@ -158,6 +160,7 @@ async fn a_deleted_database_refuses_writes_and_fails_readiness() {
 
 #[tokio::test]
 async fn serve_refuses_a_database_it_cannot_write() {
+    sqlite_only!("the SQLite file is not writable");
     let project = acme_project("");
     project.run(&["members", "list", "--teamspace", "acme"]).expect(0);
     // Owned by root and not writable by others; the daemon runs as `nobody`.

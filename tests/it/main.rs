@@ -17,6 +17,7 @@ mod graph_sync;
 mod hostile_input;
 mod postgres_schema;
 mod reconcile_core;
+mod replicas;
 mod schema_upgrade;
 mod scim_api;
 mod serve_surface;

@@ -179,7 +179,8 @@ async fn serve_checks_tokens_without_an_admin_token_and_never_logs_one() {
     let mut daemon = Daemon::start(project.dir.path(), &[], &[("RUST_LOG", "debug")]).await;
     assert_eq!(fake.discovery_fetches(TENANT_A), 0, "keys are fetched when first needed, not at start-up");
     let opened = daemon.logged("database opened");
-    assert_eq!(opened[0]["fields"]["database"], "sqlite://c7sync.db", "serve says which database it opened");
+    let database = if on_postgres() { project.database_url() } else { "sqlite://c7sync.db" };
+    assert_eq!(opened[0]["fields"]["database"], database, "serve says which database it opened");
     let client = reqwest::Client::new();
     let good = tenant_a_token(&fake, &key, &[]);
     let forged =

@@ -44,6 +44,18 @@ impl TestDb {
     }
 }
 
+/// Ends a test about SQLite's own file (its WAL, its permissions, a disk filling under it)
+/// when the suite runs on PostgreSQL, saying so; PostgreSQL's counterparts are tested apart.
+macro_rules! sqlite_only {
+    ($why:expr) => {
+        if $crate::support::on_postgres() {
+            eprintln!("skipped on PostgreSQL: {}", $why);
+            return;
+        }
+    };
+}
+pub(crate) use sqlite_only;
+
 /// The variable that runs the suite on PostgreSQL: `C7SYNC_TEST_ENGINE=postgres`.
 pub const ENGINE_VARIABLE: &str = "C7SYNC_TEST_ENGINE";
 
@@ -148,16 +160,47 @@ pub fn integrity_of(path: &Path) -> Vec<String> {
     })
 }
 
+/// A fresh database URL from code that is not async (or is inside another runtime).
+pub fn fresh_url_blocking(dir: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("c7sync.db").display());
+    }
+    let dir = dir.to_owned();
+    std::thread::spawn(move || tokio::runtime::Runtime::new().unwrap().block_on(fresh_url(&dir))).join().unwrap()
+}
+
 /// A project directory with a config file, for driving the binary.
 pub struct Project {
     pub dir: TempDir,
+    /// The database its config names: `c7sync.db` beside the config, or on PostgreSQL a fresh
+    /// database in its place.
+    database: String,
 }
+
+/// How configs written by tests name the database; on PostgreSQL it is replaced.
+const TEST_DATABASE: &str = "\"sqlite://c7sync.db\"";
 
 impl Project {
     pub fn new(config: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("c7sync.toml"), config).unwrap();
-        Project { dir }
+        let project = Project { database: fresh_url_blocking(dir.path()), dir };
+        project.write_config(config);
+        project
+    }
+
+    /// Replaces its config (naming the same database).
+    pub fn write_config(&self, config: &str) {
+        let config = if on_postgres() {
+            config.replace(TEST_DATABASE, &format!("\"{}\"", self.database))
+        } else {
+            config.to_owned()
+        };
+        std::fs::write(self.path("c7sync.toml"), config).unwrap();
+    }
+
+    /// The URL of the database its config names.
+    pub fn database_url(&self) -> &str {
+        &self.database
     }
 
     /// The starter config with two teamspaces and a CSV source.

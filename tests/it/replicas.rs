@@ -1,0 +1,118 @@
+//! Several `serve` replicas on one database (PostgreSQL with `C7SYNC_TEST_ENGINE=postgres`,
+//! else one SQLite file): what one process changes, every replica answers within a second,
+//! and writes from different replicas to one teamspace never lose each other.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::support::daemon::Daemon;
+use crate::support::*;
+
+const ADMIN_ENV: &str = "C7SYNC_ADMIN_TOKEN";
+const ADMIN: &str = "replica-admin-token";
+const SCIM: &str = "\n  [[teamspaces.sources]]\n  kind = \"scim\"\n";
+
+/// How long a change made elsewhere may take to show on a replica (issue 17: 1 s).
+const FOLLOW_WITHIN: Duration = Duration::from_secs(1);
+
+async fn two_replicas(project: &Project) -> (Daemon, Daemon) {
+    let first = Daemon::start(project.dir.path(), &[], &[(ADMIN_ENV, ADMIN)]).await;
+    let second = Daemon::start(project.dir.path(), &[], &[(ADMIN_ENV, ADMIN)]).await;
+    (first, second)
+}
+
+async fn member_status(client: &reqwest::Client, daemon: &Daemon, oid: &str) -> StatusCode {
+    let url = daemon.url(&format!("/v1/teamspaces/acme/members/{oid}"));
+    client.get(url).bearer_auth(ADMIN).send().await.unwrap().status()
+}
+
+/// Polls until every replica answers `wanted` for the member; returns how long that took.
+async fn until_all_answer(client: &reqwest::Client, replicas: &[&Daemon], oid: &str, wanted: StatusCode) -> Duration {
+    let since = Instant::now();
+    loop {
+        let mut all = true;
+        for replica in replicas {
+            all &= member_status(client, replica, oid).await == wanted;
+        }
+        if all {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(10), "replicas never answered {wanted} for {oid}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_made_anywhere_is_answered_by_every_replica_within_a_second() {
+    let project = acme_project(SCIM);
+    let (first, second) = two_replicas(&project).await;
+    let client = reqwest::Client::new();
+    // Both replicas have cached "not provisioned" for Ada.
+    assert_eq!(member_status(&client, &first, ADA).await, StatusCode::NOT_FOUND);
+    assert_eq!(member_status(&client, &second, ADA).await, StatusCode::NOT_FOUND);
+
+    // A third process (the CLI) adds her.
+    project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "ada@contoso.com"]).expect(0);
+    let added = until_all_answer(&client, &[&first, &second], ADA, StatusCode::OK).await;
+    assert!(added < FOLLOW_WITHIN, "an addition took {added:?} to reach every replica");
+
+    // SCIM on the first replica provisions Grace; the second answers for her.
+    let token = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
+    let grace = uuid::Uuid::from_u128(0x7c9e_6679_7425_40de_944b_e07f_c1f9_0ae7);
+    let grace_text = grace.to_string();
+    let posted =
+        post_scim_user(&client, &first.url("/scim/v2/Users"), &token, "grace@contoso.com", grace).await.unwrap();
+    assert_eq!(posted.status(), StatusCode::CREATED);
+    let provisioned = until_all_answer(&client, &[&second], &grace_text, StatusCode::OK).await;
+    assert!(provisioned < FOLLOW_WITHIN, "a SCIM write took {provisioned:?} to reach the other replica");
+
+    // The token is revoked by the CLI: within a second no replica accepts it.
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    project.run(&["scim-token", "revoke", &id]).expect(0);
+    let revoked = Instant::now();
+    for replica in [&first, &second] {
+        loop {
+            let listed = client.get(replica.url("/scim/v2/Users")).bearer_auth(&token).send().await.unwrap();
+            if listed.status() == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(revoked.elapsed() < FOLLOW_WITHIN, "a revoked token still works on a replica");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // Removal is followed as fast as addition.
+    project.run(&["members", "remove", "--teamspace", "acme", "--oid", ADA]).expect(0);
+    let removed = until_all_answer(&client, &[&first, &second], ADA, StatusCode::NOT_FOUND).await;
+    assert!(removed < FOLLOW_WITHIN, "a removal took {removed:?} to reach every replica");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scim_writes_spread_over_two_replicas_lose_nothing() {
+    let project = acme_project(SCIM);
+    let (first, second) = two_replicas(&project).await;
+    let token = project.run(&["scim-token", "create", "--teamspace", "acme"]).expect(0).stdout.trim().to_owned();
+    let client = reqwest::Client::new();
+    const USERS: u128 = 60;
+    let mut posts = Vec::new();
+    for n in 0..USERS {
+        let replica = if n % 2 == 0 { &first } else { &second };
+        let url = replica.url("/scim/v2/Users");
+        let (client, token) = (client.clone(), token.clone());
+        posts.push(tokio::spawn(async move {
+            let oid = uuid::Uuid::from_u128(0x5000_0000_0000_4000_8000_0000_0000_0000 + n);
+            post_scim_user(&client, &url, &token, &format!("dev{n}@contoso.com"), oid).await.unwrap().status()
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), StatusCode::CREATED);
+    }
+    let store = c7sync::store::Store::open(&c7sync::store::StoreSettings::new(project.database_url())).await.unwrap();
+    let acme = store.teamspace("acme").await.unwrap();
+    assert_eq!(store.count_members(acme.id).await.unwrap(), USERS as u64, "every acknowledged write is a member");
+    assert_eq!(store.check_integrity().await.unwrap(), Vec::<String>::new());
+    let audit = store.audit(&c7sync::store::AuditFilter { limit: 1_000, ..Default::default() }).await.unwrap();
+    assert_eq!(audit.len(), USERS as usize, "one audit event per member, none lost or doubled");
+    store.close().await;
+}
