@@ -176,17 +176,18 @@ impl Reconciler {
         self.store.fail_abandoned_runs(Millis::now()).await?;
         let mut session = self.store.begin_write(&request.teamspace).await?;
         let source = session.ensure_source(&request.source, request.requested_at).await?;
-        if let Some(running) = session.running_elsewhere(source.id).await? {
+        if let Some(running) = session.running_elsewhere(source.id, Millis::now()).await? {
             return Err(ReconcileError::AlreadyRunning { source_name: request.source.clone(), run: running });
         }
         let input = if request.source.kind().is_snapshot_kind() { RunInput::Snapshot } else { RunInput::Deltas };
         let run = request.new_run(session.teamspace().id, &source, input);
         let started = session.start_run(&run).await?;
         tracing::debug!(run_id = started.0, teamspace = %request.teamspace, source = %request.source, "run started");
+        tokio::spawn(keep_beating(self.store.clone(), started));
         Ok(RunRequest { started: Some(started), ..request })
     }
 
-    /// Takes the teamspace's run lock and SQLite's write lock: everything done with the
+    /// Takes the teamspace's run lock and the database's write turn: everything done with the
     /// returned session, and the run [`run_locked`](Self::run_locked) then applies, commits
     /// as one transaction (SCIM uses this to store a resource and its member change together).
     pub async fn lock(&self, teamspace: &str) -> Result<Locked, ReconcileError> {
@@ -422,5 +423,20 @@ fn guard_input(
         current_members,
         max_removals: teamspace.max_removals,
         allow_mass_removal: request.options.allow_mass_removal,
+    }
+}
+
+/// Renews a started run's heartbeat until it is no longer `running`, so replicas on other
+/// hosts can tell it from a run whose process died (`store::RUN_LEASE`). Ends with the run,
+/// or with the process.
+async fn keep_beating(store: Store, run: RunId) {
+    loop {
+        tokio::time::sleep(crate::store::HEARTBEAT_EVERY).await;
+        match store.beat(run, Millis::now()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            // A missed beat is not fatal: the lease allows several.
+            Err(error) => tracing::warn!(run_id = run.0, %error, "could not renew the heartbeat of a running run"),
+        }
     }
 }

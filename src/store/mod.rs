@@ -44,7 +44,7 @@ pub use error::{StoreError, UniqueKey};
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
-pub use running::INTERRUPTED;
+pub use running::{HEARTBEAT_EVERY, INTERRUPTED, RUN_LEASE};
 pub use scim::{GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow};
 pub use scim_condition::{IndexedAttribute, ScimCondition};
 pub use session::WriteSession;

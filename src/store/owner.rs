@@ -64,6 +64,12 @@ pub fn is_alive_here(owner: &str) -> bool {
     liveness(owner) == Liveness::Alive
 }
 
+/// Whether this process cannot tell if `owner` lives (another host, or no `/proc`): the
+/// run's heartbeat decides instead.
+pub fn is_unknown(owner: &str) -> bool {
+    liveness(owner) == Liveness::Unknown
+}
+
 fn read_trimmed(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && !s.contains('/'))
 }

@@ -2,36 +2,70 @@
 //! it starts, owned by this process, and completed by the transaction that applies or
 //! records it (`apply::insert_run`). A run whose owner died (killed, crashed, power cut) is
 //! marked `failed` by the next process that starts a run or `serve`; nothing it planned was
-//! written, because its changes and its completion commit together.
+//! written, because its changes and its completion commit together. A process on this host
+//! tells a dead owner from `/proc`; a replica on another host, from the run's heartbeat,
+//! which a live owner renews every [`HEARTBEAT_EVERY`] and a dead one stops renewing.
+
+use std::time::Duration;
 
 use super::apply::run_input;
-use super::engine::Fields;
 use super::{owner, NewRun, Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::RunId;
+
+/// How often the owner of a running run renews its heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// How old a heartbeat may be before a replica on another host judges its run abandoned: six
+/// missed beats, so a stalled disk or a paused VM is not mistaken for a dead process.
+pub const RUN_LEASE: Duration = Duration::from_secs(60);
+
+/// Whether a run this process cannot look up (owner on another host) still beats.
+fn beats(heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
+    let lease = i64::try_from(RUN_LEASE.as_millis()).unwrap_or(i64::MAX);
+    now.0.saturating_sub(heartbeat.unwrap_or(started_at)) <= lease
+}
+
+/// Whether the run's owner is another process that is alive (or, elsewhere, still beating).
+fn owned_by_another_live_process(owner: Option<&str>, heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
+    owner.is_some_and(|o| {
+        o != owner::current()
+            && (owner::is_alive_here(o) || (owner::is_unknown(o) && beats(heartbeat, started_at, now)))
+    })
+}
+
+/// Whether the run was left behind: its owner has ended (here), or stopped beating (elsewhere).
+fn abandoned(owner: Option<&str>, heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
+    owner.is_some_and(|o| owner::is_gone(o) || (owner::is_unknown(o) && !beats(heartbeat, started_at, now)))
+}
 
 /// The reason a run left `running` by a process that is gone is given.
 pub const INTERRUPTED: &str = "interrupted: the process running it ended before the run finished; nothing was changed";
 
 impl WriteSession {
-    /// A run of `source_id` that another process on this host is running now, if any: a
-    /// source never runs twice at once, across the processes sharing the database too.
-    pub async fn running_elsewhere(&mut self, source_id: i64) -> Result<Option<RunId>, StoreError> {
-        let running: Vec<(i64, Option<String>)> = on_tx!(&mut self.tx, c => sqlx::query_as("SELECT id, owner FROM runs WHERE source_id = $1 AND outcome = 'running'")
-                .bind(source_id)
-                .fetch_all(&mut *c)
-                .await)?;
+    /// A run of `source_id` that another live process is running now, if any: a source never
+    /// runs twice at once, across the processes and hosts sharing the database too.
+    pub async fn running_elsewhere(&mut self, source_id: i64, now: Millis) -> Result<Option<RunId>, StoreError> {
+        let running: Vec<(i64, Option<String>, Option<i64>, i64)> = on_tx!(&mut self.tx, c => sqlx::query_as(
+            "SELECT id, owner, heartbeat_at, started_at FROM runs WHERE source_id = $1 AND outcome = 'running'"
+        )
+        .bind(source_id)
+        .fetch_all(&mut *c)
+        .await)?;
         Ok(running
             .into_iter()
-            .find(|(_, owner)| owner.as_deref().is_some_and(|o| o != owner::current() && owner::is_alive_here(o)))
-            .map(|(id, _)| RunId(id)))
+            .find(|(_, owner, heartbeat, started)| {
+                owned_by_another_live_process(owner.as_deref(), *heartbeat, *started, now)
+            })
+            .map(|(id, ..)| RunId(id)))
     }
 
     /// Records `run` as `running`, owned by this process, and commits.
     pub async fn start_run(mut self, run: &NewRun) -> Result<RunId, StoreError> {
         let id: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar(
-            "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, source_version, details, owner) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, source_version, details, owner, \
+                 heartbeat_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $5) RETURNING id",
         )
         .bind(run.teamspace_id)
         .bind(run.source_id)
@@ -49,18 +83,35 @@ impl WriteSession {
 }
 
 impl Store {
-    /// Marks `failed` every `running` run whose owning process has certainly ended, and
+    /// Renews the heartbeat of a run this process is running; false once it is no longer
+    /// `running` (finished, or marked failed by another process), when beating should stop.
+    pub async fn beat(&self, run: RunId, now: Millis) -> Result<bool, StoreError> {
+        let renewed = on_pool!(&self.pool, pool => sqlx::query(
+            "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND outcome = 'running' AND owner = $3"
+        )
+        .bind(now.0)
+        .bind(run.0)
+        .bind(owner::current())
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(renewed == 1)
+    }
+
+    /// Marks `failed` every `running` run whose owning process has certainly ended (or, on
+    /// another host, stopped beating for longer than [`RUN_LEASE`]), and
     /// returns them. Takes the write lock only when there is one to mark.
     pub async fn fail_abandoned_runs(&self, now: Millis) -> Result<Vec<RunId>, StoreError> {
-        on_pool!(&self.pool, pool => {
-        let running = sqlx::query("SELECT id, owner FROM runs WHERE outcome = 'running'").fetch_all(pool).await?;
-        let mut abandoned = Vec::new();
-        for row in &running {
-            let owner: Option<String> = row.field_at(1)?;
-            if owner.as_deref().is_some_and(owner::is_gone) {
-                abandoned.push(RunId(row.field_at(0)?));
-            }
-        }
+        let running: Vec<(i64, Option<String>, Option<i64>, i64)> = on_pool!(&self.pool, pool => {
+            sqlx::query_as("SELECT id, owner, heartbeat_at, started_at FROM runs WHERE outcome = 'running'")
+                .fetch_all(pool)
+                .await
+        })?;
+        let abandoned: Vec<RunId> = running
+            .into_iter()
+            .filter(|(_, owner, heartbeat, started)| abandoned(owner.as_deref(), *heartbeat, *started, now))
+            .map(|(id, ..)| RunId(id))
+            .collect();
         if abandoned.is_empty() {
             return Ok(abandoned);
         }
@@ -86,6 +137,5 @@ impl Store {
             tracing::warn!(run_id = run.0, "a run was left running by a process that has ended; marked failed");
         }
         Ok(marked)
-        })
     }
 }

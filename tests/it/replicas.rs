@@ -116,3 +116,108 @@ async fn scim_writes_spread_over_two_replicas_lose_nothing() {
     assert_eq!(audit.len(), USERS as usize, "one audit event per member, none lost or doubled");
     store.close().await;
 }
+
+async fn readiness(client: &reqwest::Client, daemon: &Daemon) -> StatusCode {
+    client.get(daemon.url("/readyz")).send().await.map(|r| r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// Polls `/readyz` until it answers `wanted`, for at most `within`.
+async fn until_ready_is(client: &reqwest::Client, daemon: &Daemon, wanted: StatusCode, within: Duration) {
+    let since = Instant::now();
+    while readiness(client, daemon).await != wanted {
+        assert!(since.elapsed() < within, "/readyz never answered {wanted} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_outage_fails_readiness_and_the_replica_recovers_by_itself() {
+    if !on_postgres() {
+        eprintln!("skipped on SQLite: faults.rs covers the outages of its file");
+        return;
+    }
+    // A server of its own: this test stops it.
+    let server = tokio::task::spawn_blocking(postgres::OwnServer::start).await.unwrap();
+    let url = postgres::fresh_database_on(&server.url).await;
+    let config = format!(
+        "database = \"{url}\"\n[[teamspaces]]\nname = \"acme\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{SCIM}"
+    );
+    let project = Project::new(&config);
+    project.run(&["members", "add", "--teamspace", "acme", "--oid", ADA, "--email", "ada@contoso.com"]).expect(0);
+    let daemon = Daemon::start(project.dir.path(), &[], &[(ADMIN_ENV, ADMIN)]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(readiness(&client, &daemon).await, StatusCode::OK);
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
+    until_ready_is(&client, &daemon, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(15)).await;
+    assert_eq!(client.get(daemon.url("/healthz")).send().await.unwrap().status(), StatusCode::OK, "alive, not ready");
+
+    tokio::task::spawn_blocking(move || server.resume()).await.unwrap();
+    until_ready_is(&client, &daemon, StatusCode::OK, Duration::from_secs(30)).await;
+    // Reads and writes work again without a restart.
+    assert_eq!(member_status(&client, &daemon, ADA).await, StatusCode::OK);
+    let grace = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    project.run(&["members", "add", "--teamspace", "acme", "--oid", grace, "--email", "grace@contoso.com"]).expect(0);
+    until_all_answer(&client, &[&daemon], grace, StatusCode::OK).await;
+}
+
+/// A process on another host, as it writes itself into a run it owns.
+const ELSEWHERE: &str = "linux/another-host/00000000-0000-0000-0000-000000000000/4242/1";
+
+/// Records a `running` run of acme's `csv:hr`, owned by a process on another host whose last
+/// heartbeat was at `heartbeat`; returns its id.
+async fn run_on_another_host(db: &TestDb, heartbeat: i64) -> i64 {
+    let client = inspect(db.store()).await;
+    sqlx::query_scalar(
+        "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, source_version, owner, heartbeat_at) \
+         SELECT s.teamspace_id, s.id, 'schedule', 'snapshot', 'running', $1, 0, $2, $1 FROM sources s \
+         WHERE s.kind = 'csv' AND s.name = 'hr' RETURNING id",
+    )
+    .bind(heartbeat)
+    .bind(ELSEWHERE)
+    .fetch_one(&client)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_on_another_host_holds_its_source_while_it_beats_and_is_failed_once_it_stops() {
+    use c7sync::clock::Millis;
+    use c7sync::plan::Desired;
+    use c7sync::reconcile::ReconcileError;
+    use c7sync::store::{INTERRUPTED, RUN_LEASE};
+
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..3))).await.unwrap();
+    let now = Millis::now().0;
+    let beating = run_on_another_host(&db, now).await;
+
+    // This host cannot look the owner up; its fresh heartbeat says it lives.
+    let refused = db.reconciler.start(request("acme", "csv:hr")).await.unwrap_err();
+    assert!(matches!(refused, ReconcileError::AlreadyRunning { run, .. } if run.0 == beating), "{refused}");
+    assert!(db.store().fail_abandoned_runs(Millis::now()).await.unwrap().is_empty(), "a beating run is left alone");
+
+    // Its process dies: the heartbeat grows older than the lease, and the next run here fails it.
+    let lease = i64::try_from(RUN_LEASE.as_millis()).unwrap();
+    let client = inspect(db.store()).await;
+    sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
+        .bind(now - lease - 1_000)
+        .bind(beating)
+        .execute(&client)
+        .await
+        .unwrap();
+    let started = db.reconciler.start(request("acme", "csv:hr")).await.unwrap();
+    let (failed, _) = db.store().run(c7sync::domain::RunId(beating)).await.unwrap();
+    assert!(failed.outcome == "failed" && failed.reason.as_deref() == Some(INTERRUPTED), "{failed:?}");
+
+    // A run this process owns beats until it is finished, then stops.
+    let mine = started.started.unwrap();
+    assert!(db.store().beat(mine, Millis::now()).await.unwrap(), "a running run of ours renews its heartbeat");
+    db.reconciler.run(&started, Desired::Snapshot(claims(0..3))).await.unwrap();
+    assert!(!db.store().beat(mine, Millis::now()).await.unwrap(), "a finished run no longer beats");
+}

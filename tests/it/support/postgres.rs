@@ -67,25 +67,57 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start_cluster() -> Cluster {
-    let dir = tempfile::Builder::new().prefix("c7sync-pg").tempdir().unwrap().keep();
-    let data = dir.join("data");
-    if is_root() {
-        let status = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status().unwrap();
-        assert!(status.success(), "chown of the cluster folder failed");
+/// A server of its own, for a test that stops and starts it (an outage).
+pub struct OwnServer {
+    /// Its maintenance database.
+    pub url: String,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    options: String,
+    log: PathBuf,
+}
+
+impl OwnServer {
+    /// Initialises and starts a server in a new folder; it is stopped once this process ends.
+    pub fn start() -> OwnServer {
+        let dir = tempfile::Builder::new().prefix("c7sync-pg").tempdir().unwrap().keep();
+        let data = dir.join("data");
+        if is_root() {
+            let status = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status().unwrap();
+            assert!(status.success(), "chown of the cluster folder failed");
+        }
+        let bin = bin_dir();
+        let data_arg = data.to_str().unwrap();
+        run_as_server_user(&bin.join("initdb"), &["-D", data_arg, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let port = free_port();
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.to_str().unwrap());
+        let server = OwnServer {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            pg_ctl: bin.join("pg_ctl"),
+            log: dir.join("server.log"),
+            data: data.clone(),
+            options,
+        };
+        server.resume();
+        stop_at_exit(bin.join("pg_ctl"), &data, &dir);
+        server
     }
-    let bin = bin_dir();
-    let data_arg = data.to_str().unwrap();
-    run_as_server_user(&bin.join("initdb"), &["-D", data_arg, "-A", "trust", "-U", "postgres", "--no-sync"]);
-    let port = free_port();
-    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.to_str().unwrap());
-    let log = dir.join("server.log");
-    run_as_server_user(
-        &bin.join("pg_ctl"),
-        &["-D", data_arg, "-l", log.to_str().unwrap(), "-o", &options, "-w", "-t", "60", "start"],
-    );
-    stop_at_exit(bin.join("pg_ctl"), &data, &dir);
-    Cluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres") }
+
+    /// Stops it, closing every connection (fast mode: no client is waited for).
+    pub fn stop(&self) {
+        run_as_server_user(&self.pg_ctl, &["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn resume(&self) {
+        let data = self.data.to_str().unwrap();
+        let log = self.log.to_str().unwrap();
+        run_as_server_user(&self.pg_ctl, &["-D", data, "-l", log, "-o", &self.options, "-w", "-t", "60", "start"]);
+    }
+}
+
+fn start_cluster() -> Cluster {
+    Cluster { url: OwnServer::start().url }
 }
 
 /// Stops the server (immediate mode) and removes its folder once this process has exited,
@@ -114,7 +146,12 @@ async fn server_url() -> String {
 
 /// A fresh, empty database for one test, and its URL.
 pub async fn fresh_database() -> String {
-    let server = server_url().await;
+    fresh_database_on(&server_url().await).await
+}
+
+/// A fresh, empty database on the server at `server` (its maintenance database's URL).
+pub async fn fresh_database_on(server: &str) -> String {
+    let server = server.to_owned();
     let admin = PgPoolOptions::new().max_connections(1).connect(&server).await.unwrap();
     let name = format!("c7sync_test_{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::Relaxed));
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
