@@ -13,6 +13,10 @@
 # back to back as a user runs them: no `sync` between, so a case that left work behind (a WAL
 # to checkpoint, dirty pages) makes the next one pay, and each prints the WAL it left.
 #
+# With BENCH_POSTGRES=postgres://user@host:port (a server; each round creates its databases
+# there), the same cases run on PostgreSQL, and ref is psql's "\copy t FROM FILE CSV" into a
+# table with PRIMARY KEY(oid).
+#
 # usage: bench/import.sh [ROWS] [ROUNDS]        (defaults 1000000 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +27,12 @@ mkdir -p "$out"
 file="$out/members-$rows.csv"
 [ -f "$file" ] || python3 bench/gen_members.py "$rows" "$file"
 file=$(realpath "$file")
-command -v sqlite3 >/dev/null || { echo "bench needs sqlite3 (apt-get install sqlite3)"; exit 2; }
+server=${BENCH_POSTGRES:-}
+if [ -n "$server" ]; then
+  command -v psql >/dev/null || { echo "bench needs psql (apt-get install postgresql-client)"; exit 2; }
+else
+  command -v sqlite3 >/dev/null || { echo "bench needs sqlite3 (apt-get install sqlite3)"; exit 2; }
+fi
 cargo build --release --quiet
 bin=$PWD/target/release/c7sync
 work=$(mktemp -d)
@@ -44,10 +53,19 @@ measure() {
 
 for round in $(seq "$rounds"); do
   echo "round $round"
-  rm -f "$work/ref.db"
-  sqlite3 "$work/ref.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(email TEXT, oid TEXT PRIMARY KEY, display_name TEXT);" >/dev/null
-  measure ref sqlite3 "$work/ref.db" ".mode csv" ".import --skip 1 $file t"
-  rm -f "$work"/c7sync.db*
+  if [ -n "$server" ]; then
+    for db in bench_ref bench_c7sync; do
+      psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    done
+    psql -q "$server/bench_ref" -c "CREATE TABLE t(email TEXT, oid UUID PRIMARY KEY, display_name TEXT)"
+    measure ref psql -q "$server/bench_ref" -c "\copy t FROM '$file' CSV HEADER"
+    export C7SYNC_DATABASE_URL="$server/bench_c7sync"
+  else
+    rm -f "$work/ref.db"
+    sqlite3 "$work/ref.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(email TEXT, oid TEXT PRIMARY KEY, display_name TEXT);" >/dev/null
+    measure ref sqlite3 "$work/ref.db" ".mode csv" ".import --skip 1 $file t"
+    rm -f "$work"/c7sync.db*
+  fi
   (cd "$work" && "$bin" teamspace list >/dev/null)
   export RUST_LOG=info
   (cd "$work" && measure first "$bin" import "$file" --teamspace acme --mode replace --format json)
@@ -74,4 +92,8 @@ for name in ["ref", "first", "repeat", "replan", "merge", "remerge"]:
     peak = max(kb for _, kb in results[name]) / 1024
     print(f"{name:8} {seconds:8.2f} {seconds / ref:6.2f} {peak:8.0f}")
 PY
-sqlite3 --version | cut -d' ' -f1 | sed 's/^/reference sqlite3 /'
+if [ -n "$server" ]; then
+  psql -At "$server/postgres" -c "SHOW server_version" | sed 's/^/reference PostgreSQL /'
+else
+  sqlite3 --version | cut -d' ' -f1 | sed 's/^/reference sqlite3 /'
+fi

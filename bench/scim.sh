@@ -4,6 +4,8 @@
 # wrk measures GET /Users?filter=userName eq "..." and POST /Users (random object ids, as
 # Entra's are) at 8, 16 and 32 connections.
 # Needs: wrk (Debian package), python3 with venv (scim2-server is installed into a venv).
+# With BENCH_POSTGRES=postgres://user@host:port, c7sync keeps its state on that server (in a
+# database bench_scim it creates) instead of SQLite.
 # usage: bench/scim.sh [USERS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,13 @@ if [ ! -x "$venv/bin/scim2-server" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check scim2-server==0.8.3
 fi
 
+database="sqlite://c7sync.db"
+if [ -n "${BENCH_POSTGRES:-}" ]; then
+  psql -q "$BENCH_POSTGRES/postgres" -c "DROP DATABASE IF EXISTS bench_scim" -c "CREATE DATABASE bench_scim"
+  database="$BENCH_POSTGRES/bench_scim"
+fi
 cat >"$work/c7sync.toml" <<TOML
-database = "sqlite://c7sync.db"
+database = "$database"
 [[teamspaces]]
 name = "bench"
 tenant_id = "00000000-0000-0000-0000-000000000001"
