@@ -94,12 +94,48 @@ fn is_storage_code(code: i32) -> bool {
     matches!(code & 0xff, 8 | 10 | 13 | 14)
 }
 
+/// How a PostgreSQL error's SQLSTATE reads to a caller.
+#[derive(Debug, PartialEq, Eq)]
+enum PostgresClass {
+    /// Another transaction is in the way; retrying shortly can succeed.
+    Busy,
+    /// The server cannot serve for now: connection lost, shutting down or starting, out of
+    /// disk, memory or connections, or a standby that takes no writes (mid-failover).
+    Unavailable,
+    /// The statement itself failed.
+    Statement,
+}
+
+fn postgres_class(sqlstate: &str) -> PostgresClass {
+    match sqlstate {
+        // serialization_failure, deadlock_detected, lock_not_available (lock_timeout),
+        // query_canceled (statement_timeout).
+        "40001" | "40P01" | "55P03" | "57014" => PostgresClass::Busy,
+        // admin_shutdown, crash_shutdown, cannot_connect_now, read_only_sql_transaction.
+        "57P01" | "57P02" | "57P03" | "25006" => PostgresClass::Unavailable,
+        // connection_exception, insufficient_resources, system_error (I/O).
+        _ if sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("58") => {
+            PostgresClass::Unavailable
+        }
+        _ => PostgresClass::Statement,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Duplicate(UniqueKey::of(db.constraint(), db.message()))
+            }
+            // PostgreSQL's SQLSTATEs are five characters, some all digits: classified before
+            // the numeric SQLite codes below could misread one.
+            sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() => {
+                match db.code().as_deref().map(postgres_class) {
+                    Some(PostgresClass::Busy) => StoreError::Busy(error),
+                    Some(PostgresClass::Unavailable) => StoreError::Unavailable(db.message().to_owned()),
+                    _ => StoreError::Database(error),
+                }
             }
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
             sqlx::Error::Database(db)
@@ -144,7 +180,20 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::UniqueKey;
+    use super::{postgres_class, PostgresClass, UniqueKey};
+
+    #[test]
+    fn postgres_errors_are_classified_by_sqlstate() {
+        for busy in ["40001", "40P01", "55P03", "57014"] {
+            assert_eq!(postgres_class(busy), PostgresClass::Busy, "{busy}");
+        }
+        for gone in ["08006", "08001", "53100", "53300", "57P01", "57P03", "25006", "58030"] {
+            assert_eq!(postgres_class(gone), PostgresClass::Unavailable, "{gone}");
+        }
+        for statement in ["42P01", "23502", "22P02", "42703"] {
+            assert_eq!(postgres_class(statement), PostgresClass::Statement, "{statement}");
+        }
+    }
 
     #[test]
     fn unique_keys_come_from_index_names_or_sqlite_columns() {

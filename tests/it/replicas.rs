@@ -221,3 +221,56 @@ async fn a_run_on_another_host_holds_its_source_while_it_beats_and_is_failed_onc
     db.reconciler.run(&started, Desired::Snapshot(claims(0..3))).await.unwrap();
     assert!(!db.store().beat(mine, Millis::now()).await.unwrap(), "a finished run no longer beats");
 }
+
+/// The graph source's scheduled runs: (started_at, finished_at) in start order.
+async fn scheduled_graph_runs(db: &sqlx::AnyPool) -> Vec<(i64, Option<i64>)> {
+    sqlx::query_as(
+        "SELECT r.started_at, r.finished_at FROM runs r JOIN sources s ON s.id = r.source_id \
+         WHERE s.kind = 'graph' AND r.trigger = 'schedule' AND r.outcome <> 'running' ORDER BY r.started_at",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_scheduled_every_second_runs_once_per_tick_across_two_replicas() {
+    use crate::support::fake_graph::{FakeGraph, Member, User};
+    use c7sync::store::{Store, StoreSettings};
+
+    let fake = FakeGraph::start(TENANT, GRAPH_CLIENT_ID, "s3cret", 100).await;
+    fake.set_group(GRAPH_GROUP, (0..20).map(|n| Member::User(User::numbered(n))).collect());
+    let project = acme_project(&graph_source(&fake, "dev", "C7SYNC_TEST_GRAPH_SECRET", r#"schedule = "* * * * * *""#));
+    let env = [(ADMIN_ENV, ADMIN), ("C7SYNC_TEST_GRAPH_SECRET", "s3cret")];
+    let first = Daemon::start(project.dir.path(), &[], &env).await;
+    let second = Daemon::start(project.dir.path(), &[], &env).await;
+    let store = Store::open(&StoreSettings::new(project.database_url().to_owned())).await.unwrap();
+    let db = inspect(&store).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scheduled_graph_runs(&db).await.len() < 8 {
+        assert!(Instant::now() < deadline, "the scheduled source stopped running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for daemon in [first, second] {
+        let (status, _) = daemon.terminate(Duration::from_secs(30)).await;
+        assert!(status.success());
+    }
+
+    let runs = scheduled_graph_runs(&db).await;
+    // Ticks are a second apart: the runs fit the ticks their span holds (plus the tick each
+    // replica catches up on at start). Both replicas running every tick would be twice that.
+    let span_seconds = (runs.last().unwrap().0 - runs[0].0) / 1000;
+    assert!(runs.len() as i64 <= span_seconds + 2, "{} runs in {span_seconds} s: a tick ran twice", runs.len());
+    // And never two at once.
+    for pair in runs.windows(2) {
+        let ended = pair[0].1.expect("a finished run has a finish time");
+        assert!(ended <= pair[1].0, "two runs of one source overlapped: {pair:?}");
+    }
+    let ticks: i64 = sqlx::query_scalar("SELECT count(*) FROM schedule_ticks WHERE source = 'graph:dev'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(runs.len() as i64 <= ticks, "{} runs, but only {ticks} ticks were claimed", runs.len());
+    assert!(store.check_integrity().await.unwrap().is_empty());
+}
