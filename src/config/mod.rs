@@ -135,7 +135,7 @@ impl Schedule {
 #[derive(Debug, Clone)]
 pub enum SourceSettings {
     /// Entra groups through Microsoft Graph.
-    Graph(GraphSettings),
+    Graph(Box<GraphSettings>),
     /// A CSV file.
     Csv(CsvSettings),
     /// Entra's SCIM pushes.
@@ -159,7 +159,25 @@ pub struct GraphSettings {
     pub graph_url: url::Url,
     /// Entra authority base URL.
     pub authority_url: url::Url,
+    /// How runs read Graph.
+    pub mode: GraphMode,
+    /// In delta mode, how often a full listing reconciles whatever delta rounds missed.
+    pub full_every: std::time::Duration,
 }
+
+/// How a graph source reads Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphMode {
+    /// Every run lists every group's transitive members.
+    Full,
+    /// Runs follow Graph's delta links and apply only what changed; a full listing sets the
+    /// state up, and repeats every `full_every`.
+    Delta,
+}
+
+/// The periodic full reconcile of a delta-mode source, unless `full_every` says otherwise.
+pub const DEFAULT_FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// `kind = "csv"`.
 #[derive(Debug, Clone)]

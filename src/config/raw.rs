@@ -71,6 +71,8 @@ pub struct RawGraphSource {
     pub include_guests: bool,
     pub graph_url: Option<String>,
     pub authority_url: Option<String>,
+    pub mode: Option<String>,
+    pub full_every: Option<String>,
 }
 
 /// `kind = "csv"`.

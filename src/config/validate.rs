@@ -216,10 +216,34 @@ fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceCon
                 .enumerate()
                 .map(|(i, group)| check.guid(&key(&format!("groups[{i}]")), group))
                 .collect::<Result<_, _>>()?;
+            let mode = match g.mode.as_deref() {
+                None | Some("full") => GraphMode::Full,
+                Some("delta") => GraphMode::Delta,
+                Some(other) => return Err(check.invalid(key("mode"), format!("`{other}`: expected `full` or `delta`"))),
+            };
+            let full_every = match (&g.full_every, mode) {
+                (None, _) => DEFAULT_FULL_EVERY,
+                (Some(_), GraphMode::Full) => {
+                    return Err(check.invalid(
+                        key("full_every"),
+                        "applies only with mode = \"delta\" (in full mode every run is a full listing)",
+                    ))
+                }
+                (Some(text), GraphMode::Delta) => match humantime::parse_duration(text) {
+                    Ok(every) if every >= std::time::Duration::from_secs(1) => every,
+                    Ok(_) => return Err(check.invalid(key("full_every"), format!("`{text}`: at least 1s"))),
+                    Err(e) => {
+                        return Err(check.invalid(
+                            key("full_every"),
+                            format!("`{text}`: {e}; write a duration such as \"24h\", \"6h\" or \"90m\""),
+                        ))
+                    }
+                },
+            };
             SourceConfig {
                 name: named(SourceKind::Graph, &g.id)?,
                 schedule: schedule(g.schedule, g.timezone)?,
-                settings: SourceSettings::Graph(GraphSettings {
+                settings: SourceSettings::Graph(Box::new(GraphSettings {
                     groups,
                     client_id: check.guid(&key("client_id"), &g.client_id)?,
                     client_secret_env: check.env_name(&key("client_secret_env"), &g.client_secret_env)?,
@@ -229,7 +253,9 @@ fn source(check: &Checker<'_>, prefix: &str, raw: RawSource) -> Result<SourceCon
                         .url(&key("graph_url"), g.graph_url.as_deref().unwrap_or("https://graph.microsoft.com"))?,
                     authority_url: check
                         .url(&key("authority_url"), g.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY))?,
-                }),
+                    mode,
+                    full_every,
+                })),
             }
         }
         RawSource::Csv(c) => {

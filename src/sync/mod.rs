@@ -3,16 +3,16 @@
 
 pub mod csv;
 pub mod graph;
+mod graph_delta;
 
 use crate::config::{SourceConfig, SourceSettings, TeamspaceConfig};
 use crate::domain::Trigger;
 use crate::reconcile::{ReconcileError, Reconciler, RunOptions, RunReport, RunRequest};
-use crate::source::graph::GraphReader;
 
-/// What a source keeps between its runs: the Graph client, with its cached token.
+/// What a source keeps between its runs (a graph source: its client, token and delta state).
 #[derive(Debug, Default)]
 pub struct SourceState {
-    graph: Option<GraphReader>,
+    graph: graph::GraphState,
 }
 
 /// One run of a configured source, as `sync` and the daemon report it.
@@ -55,7 +55,10 @@ pub async fn run_source(
             let outcome =
                 graph::run_configured(reconciler, request, settings, teamspace.tenant_id, &mut state.graph).await?;
             Ok(Some(SourceRun {
-                extra: serde_json::json!({ "listing": outcome.listing }),
+                extra: match &outcome.delta {
+                    Some(delta) => serde_json::json!({ "listing": outcome.listing, "delta": delta }),
+                    None => serde_json::json!({ "listing": outcome.listing }),
+                },
                 rejected_for_invalid_rows: false,
                 report: outcome.report,
             }))

@@ -119,3 +119,24 @@ fn relative_paths_in_the_config_follow_its_folder_not_the_working_directory() {
     );
     assert_eq!(listed.expect(0).json()[0]["email"], "ada@contoso.com");
 }
+
+/// `standard_config` with one graph source carrying `extra` lines.
+fn with_graph_source(extra: &str) -> String {
+    format!(
+        "{}\n  [[teamspaces.sources]]\n  kind = \"graph\"\n  id = \"dev\"\n  groups = [\"{GRAPH_GROUP}\"]\n  \
+         client_id = \"{GRAPH_CLIENT_ID}\"\n  client_secret_env = \"GRAPH_SECRET\"\n  {extra}\n",
+        standard_config("20%")
+    )
+}
+
+#[test]
+fn graph_modes_and_the_full_reconcile_interval_are_checked() {
+    let valid = Project::new(&with_graph_source("mode = \"delta\"\n  full_every = \"6h\""));
+    valid.run(&["teamspace", "list"]).expect(0);
+    let mode = config_error(&with_graph_source("mode = \"sometimes\""));
+    assert!(mode.contains("sources[") && mode.contains("mode") && mode.contains("`full` or `delta`"), "{mode}");
+    let every = config_error(&with_graph_source("mode = \"delta\"\n  full_every = \"daily\""));
+    assert!(every.contains("full_every") && every.contains("24h"), "{every}");
+    let full = config_error(&with_graph_source("full_every = \"6h\""));
+    assert!(full.contains("applies only with mode = \"delta\""), "{full}");
+}

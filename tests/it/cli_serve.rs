@@ -227,3 +227,45 @@ async fn two_replicas_never_run_one_source_at_once() {
         assert!(pair[1].started_at >= pair[0].finished_at.unwrap(), "runs overlap: {pair:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_in_delta_mode_takes_a_removed_member_away_and_sends_its_event_within_a_tick() {
+    const WEBHOOK_ENV: &str = "C7SYNC_TEST_WEBHOOK_SECRET";
+    let fake = FakeGraph::start(TENANT, CLIENT_ID, SECRET, 999).await;
+    fake.set_group(GROUP, users(0..5));
+    let receiver = crate::support::receiver::Receiver::start(b"whsec_delta").await;
+    let source = graph_source(&fake, "dev", SECRET_ENV, "mode = \"delta\"\n  schedule = \"* * * * * *\"");
+    let delivery =
+        format!("\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"{WEBHOOK_ENV}\"\n", receiver.url());
+    let project = acme_project(&format!("{source}{delivery}"));
+    let daemon = Daemon::start(project.dir.path(), &[], &[(SECRET_ENV, SECRET), (WEBHOOK_ENV, "whsec_delta")]).await;
+    let set_up = wait_for_runs(&project, Duration::from_secs(30), |runs| {
+        of(runs, "graph:dev").iter().any(|r| r.outcome == "applied" && r.counts.added == 5)
+    })
+    .await;
+    let delivered = |n: usize| receiver.with(|r| r.ids.len()) >= n;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !delivered(5) {
+        assert!(Instant::now() < deadline, "the five additions were never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let removed_at = Instant::now();
+    fake.set_group(GROUP, users(1..5));
+    wait_for_runs(&project, Duration::from_secs(30), |runs| {
+        of(runs, "graph:dev").iter().any(|r| r.counts.removed == 1)
+    })
+    .await;
+    while !delivered(6) {
+        assert!(Instant::now() < deadline + Duration::from_secs(30), "the removal was never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A one-second schedule: the removal is gone, and told, within a few ticks.
+    assert!(removed_at.elapsed() < Duration::from_secs(10), "{:?}", removed_at.elapsed());
+    let (status, logs) = daemon.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}; {logs:#?}");
+    // One full listing set the state up; every later tick read only the delta queries.
+    assert_eq!(fake.requests_to("transitiveMembers"), 1, "runs before: {set_up:#?}");
+    let ticks = of(&runs(&project).await, "graph:dev").len();
+    assert!(fake.requests_to("groups/delta") >= ticks, "{ticks} ticks");
+}

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use c7sync::config::GraphSettings;
+use c7sync::config::{GraphMode, GraphSettings, DEFAULT_FULL_EVERY};
 use c7sync::domain::MaxRemovals;
 use c7sync::reconcile::RunReport;
 use c7sync::source::graph::{GraphError, GraphReader, RetryPolicy, Secret};
 use c7sync::store::Outcome;
-use c7sync::sync::graph::{run_configured, GraphOutcome};
+use c7sync::sync::graph::{run_configured, GraphOutcome, GraphState};
 
 use crate::support::fake_graph::{FakeGraph, Fault, Member, User};
 use crate::support::*;
@@ -29,6 +29,8 @@ fn settings(fake: &FakeGraph, groups: &[uuid::Uuid]) -> GraphSettings {
         include_guests: true,
         graph_url: fake.url().parse().unwrap(),
         authority_url: fake.url().parse().unwrap(),
+        mode: GraphMode::Full,
+        full_every: DEFAULT_FULL_EVERY,
     }
 }
 
@@ -36,6 +38,11 @@ fn settings(fake: &FakeGraph, groups: &[uuid::Uuid]) -> GraphSettings {
 fn reader(settings: &GraphSettings, secret: &str) -> GraphReader {
     let policy = RetryPolicy { base_backoff: Duration::from_millis(10), ..RetryPolicy::default() };
     GraphReader::new(settings, TENANT.parse().unwrap(), Secret::new(secret.into()), policy).unwrap()
+}
+
+/// What a source keeps between runs, reading with [`reader`].
+fn state(settings: &GraphSettings, secret: &str) -> GraphState {
+    GraphState::with_reader(reader(settings, secret))
 }
 
 async fn fake() -> FakeGraph {
@@ -47,7 +54,7 @@ fn users(range: std::ops::Range<u128>) -> Vec<Member> {
 }
 
 /// One sync of `graph:dev` in acme.
-async fn sync(db: &TestDb, settings: &GraphSettings, reader: &mut Option<GraphReader>) -> GraphOutcome {
+async fn sync(db: &TestDb, settings: &GraphSettings, reader: &mut GraphState) -> GraphOutcome {
     run_configured(&db.reconciler, request("acme", "graph:dev"), settings, TENANT.parse().unwrap(), reader)
         .await
         .unwrap()
@@ -92,7 +99,7 @@ async fn transitive_users_of_a_group_become_members_over_several_pages() {
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
 
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, SECRET))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, SECRET)).await;
     assert_eq!(outcome.report.outcome, Outcome::Applied, "{:?}", outcome.report);
     assert_eq!(outcome.report.counts.added, 7);
     assert_eq!(
@@ -122,7 +129,7 @@ async fn several_groups_are_listed_as_their_union() {
     fake.set_group(OTHER, users(3..9));
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP, OTHER]);
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, SECRET))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, SECRET)).await;
     assert_eq!(outcome.report.counts.added, 9);
     assert_eq!(outcome.listing.unwrap().duplicates, 2);
 }
@@ -137,7 +144,7 @@ async fn a_throttled_later_page_is_retried_after_retry_after() {
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
     let started = std::time::Instant::now();
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, SECRET))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, SECRET)).await;
     assert_eq!(outcome.report.counts.added, 10, "{:?}", outcome.report);
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
     assert_eq!((fake.requests_for(GROUP, 2), fake.requests_for(GROUP, 3)), (2, 2));
@@ -149,7 +156,7 @@ async fn a_page_that_fails_for_good_fails_the_run_and_changes_nothing() {
     fake.set_group(GROUP, users(0..10));
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let mut reader = Some(reader(&settings, SECRET));
+    let mut reader = state(&settings, SECRET);
     sync(&db, &settings, &mut reader).await;
 
     // Users 0..5 leave the group, but page 2 of the new listing cannot be read.
@@ -177,7 +184,7 @@ async fn a_malformed_page_is_retried_then_fails_the_run() {
     fake.fault_once(GROUP, 2, vec![Fault::Malformed]);
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let mut reader = Some(reader(&settings, SECRET));
+    let mut reader = state(&settings, SECRET);
     assert_eq!(sync(&db, &settings, &mut reader).await.report.counts.added, 7);
 
     fake.fault_always(GROUP, 3, Fault::Malformed);
@@ -192,7 +199,7 @@ async fn an_expired_token_is_replaced_once() {
     fake.fault_once(GROUP, 2, vec![Fault::ExpireTokens]);
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let mut reader = Some(reader(&settings, SECRET));
+    let mut reader = state(&settings, SECRET);
     let outcome = sync(&db, &settings, &mut reader).await;
     assert_eq!(outcome.report.counts.added, 9, "{:?}", outcome.report);
     assert_eq!(fake.counters(|c| c.tokens_issued), 2);
@@ -209,7 +216,7 @@ async fn a_token_rejected_twice_fails_the_run() {
     fake.fault_once(GROUP, 1, vec![Fault::ExpireTokens, Fault::ExpireTokens]);
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, SECRET))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, SECRET)).await;
     expect_failed(&outcome.report, "rejected a freshly acquired token");
 }
 
@@ -222,13 +229,13 @@ async fn a_missing_group_or_permission_says_which() {
 
     let missing = uuid::Uuid::from_u128(404);
     let settings_missing = settings(&fake, &[GROUP, missing]);
-    let outcome = sync(&db, &settings_missing, &mut Some(reader(&settings_missing, SECRET))).await;
+    let outcome = sync(&db, &settings_missing, &mut state(&settings_missing, SECRET)).await;
     expect_failed(&outcome.report, &format!("group {missing} does not exist in tenant {TENANT}"));
     assert_eq!(count(db.store(), "members").await, 0, "the readable group must not be applied alone");
 
     fake.set_group(OTHER, users(5..6));
     let settings_forbidden = settings(&fake, &[OTHER]);
-    let outcome = sync(&db, &settings_forbidden, &mut Some(reader(&settings_forbidden, SECRET))).await;
+    let outcome = sync(&db, &settings_forbidden, &mut state(&settings_forbidden, SECRET)).await;
     expect_failed(&outcome.report, "GroupMember.Read.All and User.Read.All");
     expect_failed(&outcome.report, &OTHER.to_string());
 }
@@ -239,7 +246,7 @@ async fn a_wrong_secret_fails_with_the_authority_message() {
     fake.set_group(GROUP, users(0..2));
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, "wrong"))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, "wrong")).await;
     expect_failed(&outcome.report, "AADSTS7000215: Invalid client secret provided.");
     assert!(!outcome.report.reason.unwrap().contains("wrong"), "the secret must not appear in the reason");
 }
@@ -250,7 +257,7 @@ async fn a_missing_secret_variable_fails_the_run_naming_it() {
     let db = temp_db().await;
     let mut settings = settings(&fake, &[GROUP]);
     settings.client_secret_env = "C7SYNC_TEST_SECRET_THAT_IS_NEVER_SET".into();
-    let outcome = sync(&db, &settings, &mut None).await;
+    let outcome = sync(&db, &settings, &mut GraphState::default()).await;
     expect_failed(&outcome.report, "environment variable C7SYNC_TEST_SECRET_THAT_IS_NEVER_SET");
     assert_eq!(fake.counters(|c| c.tokens_issued + c.tokens_refused), 0);
 }
@@ -262,7 +269,7 @@ async fn a_next_link_to_another_host_is_refused() {
     fake.send_next_links_to("attacker.example:443");
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let outcome = sync(&db, &settings, &mut Some(reader(&settings, SECRET))).await;
+    let outcome = sync(&db, &settings, &mut state(&settings, SECRET)).await;
     expect_failed(&outcome.report, "refusing to send the token there");
 }
 
@@ -272,7 +279,7 @@ async fn guards_hold_an_emptied_group_and_a_mass_removal() {
     fake.set_group(GROUP, users(0..10));
     let db = temp_db_with(MaxRemovals::Count(3)).await;
     let settings = settings(&fake, &[GROUP]);
-    let mut reader = Some(reader(&settings, SECRET));
+    let mut reader = state(&settings, SECRET);
     sync(&db, &settings, &mut reader).await;
 
     fake.set_group(GROUP, Vec::new());
@@ -295,7 +302,7 @@ async fn an_unchanged_group_resyncs_as_a_no_op() {
     fake.set_group(GROUP, users(0..8));
     let db = temp_db().await;
     let settings = settings(&fake, &[GROUP]);
-    let mut reader = Some(reader(&settings, SECRET));
+    let mut reader = state(&settings, SECRET);
     sync(&db, &settings, &mut reader).await;
     let before = count(db.store(), "audit_events").await;
     let again = sync(&db, &settings, &mut reader).await;
@@ -327,7 +334,7 @@ async fn a_slow_page_times_out_and_is_retried() {
         ..RetryPolicy::default()
     };
     let reader = GraphReader::new(&settings, TENANT.parse().unwrap(), Secret::new(SECRET.into()), policy).unwrap();
-    let outcome = sync(&db, &settings, &mut Some(reader)).await;
+    let outcome = sync(&db, &settings, &mut GraphState::with_reader(reader)).await;
     assert_eq!(outcome.report.counts.added, 6, "{:?}", outcome.report);
     assert_eq!(fake.requests_for(GROUP, 2), 2);
 }

@@ -13,6 +13,7 @@ mod crash_scim;
 mod downstream;
 mod faults;
 mod fuzz_corpus;
+mod graph_delta;
 mod graph_sync;
 mod hostile_input;
 mod postgres_schema;

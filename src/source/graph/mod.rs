@@ -6,16 +6,20 @@
 //! still cannot be read fails the whole listing — a partial listing must never become a
 //! snapshot that removes the members it missed (DESIGN §2.2).
 
+pub mod delta;
 mod page;
 mod retry;
 mod token;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use graph_rs_sdk::http::Method;
 use graph_rs_sdk::{Graph, GraphClientConfiguration, ODataQuery};
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::GraphSettings;
@@ -42,14 +46,14 @@ pub enum GraphError {
     /// No token.
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// 403 on a group.
+    /// 403.
     #[error(
-        "Graph refused to list group {group} ({detail}): the app registration needs the application \
+        "Graph refused to read {subject} ({detail}): the app registration needs the application \
          permissions GroupMember.Read.All and User.Read.All, with admin consent"
     )]
     Forbidden {
-        /// The group.
-        group: uuid::Uuid,
+        /// What was read.
+        subject: Subject,
         /// Graph's error code and message.
         detail: String,
     },
@@ -63,11 +67,32 @@ pub enum GraphError {
         /// Graph's error code and message.
         detail: String,
     },
+    /// Graph no longer holds the delta state a delta link stands for (`410 Gone`,
+    /// `syncStateNotFound`, `resyncRequired`): only a full listing can start again.
+    #[error("Graph no longer holds the delta state of {subject} ({detail})")]
+    Expired {
+        /// The delta query.
+        subject: Subject,
+        /// Graph's status, error code and message.
+        detail: String,
+    },
+    /// Users the groups name that Graph cannot show yet: directory replication has not
+    /// caught up, and a snapshot without them would be built on partial knowledge.
+    #[error(
+        "{count} new group members are not readable in Graph yet (replication delay), e.g. {sample}; \
+         the next run tries again from the same delta links"
+    )]
+    NotYetReadable {
+        /// How many.
+        count: usize,
+        /// One of them.
+        sample: uuid::Uuid,
+    },
     /// A page that failed for good, or an answer c7sync cannot use.
-    #[error("page {page} of group {group}: {message}")]
+    #[error("page {page} of {subject}: {message}")]
     Page {
-        /// The group.
-        group: uuid::Uuid,
+        /// What was read.
+        subject: Subject,
         /// 1-based page number.
         page: u32,
         /// What went wrong, with the number of tries.
@@ -76,6 +101,34 @@ pub enum GraphError {
     /// The configured URLs do not make a request URL.
     #[error("cannot build a Graph URL: {0}")]
     Url(String),
+}
+
+/// What a request reads, as errors and logs name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A group's transitive members.
+    Group(uuid::Uuid),
+    /// The members delta query over these groups.
+    GroupsDelta(Vec<uuid::Uuid>),
+    /// The users delta query.
+    UsersDelta,
+    /// A look-up of users by id.
+    Users,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Group(group) => write!(f, "group {group}"),
+            Subject::GroupsDelta(groups) => match groups.as_slice() {
+                [only] => write!(f, "the members delta query of group {only}"),
+                [first, rest @ ..] => write!(f, "the members delta query of group {first} and {} more", rest.len()),
+                [] => write!(f, "the members delta query"),
+            },
+            Subject::UsersDelta => write!(f, "the users delta query"),
+            Subject::Users => write!(f, "the user look-up"),
+        }
+    }
 }
 
 /// What a listing held.
@@ -135,6 +188,10 @@ pub struct GraphReader {
     /// Scheme, host and port of `graph_url`: a next link anywhere else is refused, so the
     /// token is only ever sent to Graph.
     origin: url::Origin,
+    /// `graph_url` + `v1.0/`, for the requests c7sync builds itself.
+    api: url::Url,
+    /// Requests sent, for run details and the benchmark.
+    requests: Arc<AtomicU32>,
 }
 
 /// `base` with a trailing slash, so `join` appends instead of replacing the last segment.
@@ -179,6 +236,7 @@ impl GraphReader {
             .https_only(settings.graph_url.scheme() == "https");
         let mut client = Graph::from(configuration);
         client.use_test_endpoint(&as_folder(&settings.graph_url).join("v1.0").map_err(url_error)?);
+        let api = as_folder(&settings.graph_url).join("v1.0/").map_err(url_error)?;
         Ok(GraphReader {
             client,
             tokens,
@@ -187,6 +245,8 @@ impl GraphReader {
             filter: UserFilter { include_disabled: settings.include_disabled, include_guests: settings.include_guests },
             policy,
             origin: settings.graph_url.origin(),
+            api,
+            requests: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -223,13 +283,9 @@ impl GraphReader {
 
     async fn list_group(&self, group: uuid::Uuid) -> Result<GroupListing, GraphError> {
         let mut listing = GroupListing::default();
-        let mut next: Option<url::Url> = None;
-        loop {
-            let number = listing.pages + 1;
-            let page = self.fetch_page(group, number, next.as_ref()).await?;
-            listing.pages = number;
-            listing.objects += page.value.len() as u64;
-            for object in page.value {
+        listing.pages = self
+            .visit_transitive_members(group, |object| {
+                listing.objects += 1;
                 match object.into_member(self.filter) {
                     page::Member::Claimed(claim) => listing.claims.push(claim),
                     page::Member::NotAUser => listing.not_users += 1,
@@ -237,89 +293,118 @@ impl GraphReader {
                     page::Member::Guest => listing.guests += 1,
                     page::Member::Unusable { id, reason } => listing.unusable.push(UnusableUser { id, reason }),
                 }
-            }
-            match page.next_link {
-                None => break,
-                Some(link) => next = Some(self.checked_next_link(group, number, &link)?),
-            }
-        }
+            })
+            .await?;
         tracing::debug!(%group, pages = listing.pages, users = listing.claims.len(), "listed group");
         Ok(listing)
     }
 
-    fn checked_next_link(&self, group: uuid::Uuid, page: u32, link: &str) -> Result<url::Url, GraphError> {
-        let refuse = |why: String| GraphError::Page { group, page, message: why };
-        let url = url::Url::parse(link).map_err(|e| refuse(format!("@odata.nextLink `{link}` is not a URL: {e}")))?;
+    /// Reads every page of `group`'s transitive members, handing each object to `visit`;
+    /// returns the number of pages.
+    async fn visit_transitive_members(
+        &self,
+        group: uuid::Uuid,
+        mut visit: impl FnMut(page::DirectoryObject),
+    ) -> Result<u32, GraphError> {
+        let subject = Subject::Group(group);
+        let mut pages = 0;
+        let mut next: Option<url::Url> = None;
+        loop {
+            let number = pages + 1;
+            let target = match &next {
+                None => Target::TransitiveMembers(group),
+                Some(url) => Target::Url(url),
+            };
+            let page: page::Page = self.fetch(&subject, number, target).await?;
+            pages = number;
+            page.value.into_iter().for_each(&mut visit);
+            match page.next_link {
+                None => return Ok(pages),
+                Some(link) => next = Some(self.checked_link(&subject, number, "@odata.nextLink", &link)?),
+            }
+        }
+    }
+
+    /// `link` as a URL on the configured Graph origin, so the token is only ever sent to Graph.
+    fn checked_link(&self, subject: &Subject, page: u32, name: &str, link: &str) -> Result<url::Url, GraphError> {
+        let refuse = |why: String| GraphError::Page { subject: subject.clone(), page, message: why };
+        let url = url::Url::parse(link).map_err(|e| refuse(format!("{name} `{link}` is not a URL: {e}")))?;
         if url.origin() != self.origin {
             return Err(refuse(format!(
-                "@odata.nextLink points to {}, not to the configured graph_url; refusing to send the token there",
+                "{name} points to {}, not to the configured graph_url; refusing to send the token there",
                 url.origin().ascii_serialization()
             )));
         }
         Ok(url)
     }
 
-    /// One page, retried within the policy. `next` is the page's `@odata.nextLink`; the first
-    /// page is built by the SDK.
-    async fn fetch_page(
+    /// A URL under the configured Graph's `v1.0/`.
+    fn api_url(&self, path: &str) -> Result<url::Url, GraphError> {
+        self.api.join(path).map_err(|e| GraphError::Url(e.to_string()))
+    }
+
+    /// One page (or answer) of `subject`, retried within the policy.
+    async fn fetch<T: DeserializeOwned>(
         &self,
-        group: uuid::Uuid,
+        subject: &Subject,
         number: u32,
-        next: Option<&url::Url>,
-    ) -> Result<page::Page, GraphError> {
-        let fail = |message: String| GraphError::Page { group, page: number, message };
+        target: Target<'_>,
+    ) -> Result<T, GraphError> {
+        let fail = |message: String| GraphError::Page { subject: subject.clone(), page: number, message };
         let mut refreshed_token = false;
         let mut failures = 0;
         loop {
             // Asked here rather than left to the SDK so that token errors keep their meaning
             // (the SDK would wrap them); the SDK then finds this token in the shared cache.
             let token = self.tokens.token().await?;
-            let (problem, retry_after) = match self.request_page(group, next).await {
+            let (problem, retry_after) = match self.request(target).await {
                 Err(problem) => (problem, None),
-                Ok(answer) => match self.judge(group, number, next.is_none(), &answer) {
-                    Verdict::Page(page) => return Ok(page),
-                    Verdict::Refused(error) => return Err(error),
-                    Verdict::TokenRejected if !refreshed_token => {
-                        // An expired or revoked token: one fresh token, then try again.
-                        tracing::info!(%group, page = number, "Graph rejected the token; acquiring a new one");
-                        self.tokens.reject(&token).await;
-                        refreshed_token = true;
-                        continue;
+                Ok(answer) => {
+                    match self.judge(subject, number, matches!(target, Target::TransitiveMembers(_)), &answer) {
+                        Verdict::Page(page) => return Ok(page),
+                        Verdict::Refused(error) => return Err(error),
+                        Verdict::TokenRejected if !refreshed_token => {
+                            // An expired or revoked token: one fresh token, then try again.
+                            tracing::info!(%subject, page = number, "Graph rejected the token; acquiring a new one");
+                            self.tokens.reject(&token).await;
+                            refreshed_token = true;
+                            continue;
+                        }
+                        Verdict::TokenRejected => {
+                            let detail = graph_error_detail(&answer.body);
+                            return Err(fail(format!("Graph rejected a freshly acquired token (401 {detail})")));
+                        }
+                        Verdict::Retry(problem) => (problem, answer.retry_after),
                     }
-                    Verdict::TokenRejected => {
-                        let detail = graph_error_detail(&answer.body);
-                        return Err(fail(format!("Graph rejected a freshly acquired token (401 {detail})")));
-                    }
-                    Verdict::Retry(problem) => (problem, answer.retry_after),
-                },
+                }
             };
             failures += 1;
             if failures >= self.policy.attempts {
                 return Err(fail(format!("{problem}; gave up after {failures} tries")));
             }
             let wait = self.policy.wait(failures, retry_after);
-            tracing::info!(%group, page = number, attempt = failures, error = %problem, wait_ms = wait.as_millis() as u64, "retrying a Graph page");
+            tracing::info!(%subject, page = number, attempt = failures, error = %problem, wait_ms = wait.as_millis() as u64, "retrying a Graph request");
             tokio::time::sleep(wait).await;
         }
     }
 
-    /// One request for a page (the first from the group, a later one from its next link);
-    /// `Err` says how the exchange itself failed.
-    async fn request_page(&self, group: uuid::Uuid, next: Option<&url::Url>) -> Result<Answer, String> {
-        let request = match next {
-            None => self
+    /// One request; `Err` says how the exchange itself failed.
+    async fn request(&self, target: Target<'_>) -> Result<Answer, String> {
+        let request = match target {
+            Target::TransitiveMembers(group) => self
                 .client
                 .group(group.to_string())
                 .transitive_members()
                 .list_transitive_members()
                 .select(&page::SELECT)
                 .top(PAGE_SIZE),
-            Some(url) => {
+            Target::Url(url) => {
                 let mut request = self.client.custom(Method::GET, None);
                 *request.as_mut() = url.clone();
                 request
             }
         };
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().await.map_err(|e| format!("request failed: {}", describe_graph_failure(&e)))?;
         let status = response.status();
         let retry_after = retry::retry_after(response.headers());
@@ -330,18 +415,56 @@ impl GraphReader {
         Ok(Answer { status, retry_after, body })
     }
 
+    /// Which users the source wants.
+    pub fn user_filter(&self) -> UserFilter {
+        self.filter
+    }
+
+    /// Requests sent so far, retries included.
+    pub fn requests_sent(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// What Graph's answer means for the listing.
-    fn judge(&self, group: uuid::Uuid, number: u32, first_page: bool, answer: &Answer) -> Verdict {
+    fn judge<T: DeserializeOwned>(
+        &self,
+        subject: &Subject,
+        number: u32,
+        first_page: bool,
+        answer: &Answer,
+    ) -> Verdict<T> {
         let detail = || graph_error_detail(&answer.body);
+        let code = graph_error_code(&answer.body);
         match answer.status {
-            StatusCode::OK => match serde_json::from_slice::<page::Page>(&answer.body) {
+            StatusCode::OK => match serde_json::from_slice::<T>(&answer.body) {
                 Ok(page) => Verdict::Page(page),
                 Err(e) => Verdict::Retry(format!("the response is not a Graph collection page: {e}")),
             },
             StatusCode::UNAUTHORIZED => Verdict::TokenRejected,
-            StatusCode::FORBIDDEN => Verdict::Refused(GraphError::Forbidden { group, detail: detail() }),
-            StatusCode::NOT_FOUND if first_page => {
-                Verdict::Refused(GraphError::GroupNotFound { group, tenant: self.tenant, detail: detail() })
+            StatusCode::FORBIDDEN => {
+                Verdict::Refused(GraphError::Forbidden { subject: subject.clone(), detail: detail() })
+            }
+            StatusCode::NOT_FOUND if first_page => match subject {
+                Subject::Group(group) => {
+                    Verdict::Refused(GraphError::GroupNotFound { group: *group, tenant: self.tenant, detail: detail() })
+                }
+                _ => Verdict::Refused(GraphError::Page {
+                    subject: subject.clone(),
+                    page: number,
+                    message: format!("HTTP 404 ({})", detail()),
+                }),
+            },
+            // A 410 carries a `Location` to restart one query from scratch; c7sync rebuilds the
+            // whole tree instead, since the other queries' state was built on this one's.
+            StatusCode::GONE => Verdict::Refused(GraphError::Expired {
+                subject: subject.clone(),
+                detail: format!("HTTP 410, {}", detail()),
+            }),
+            _ if matches!(code.as_deref(), Some("syncStateNotFound" | "resyncRequired" | "syncStateInvalid")) => {
+                Verdict::Refused(GraphError::Expired {
+                    subject: subject.clone(),
+                    detail: format!("HTTP {}, {}", answer.status.as_u16(), detail()),
+                })
             }
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::INTERNAL_SERVER_ERROR
@@ -349,12 +472,21 @@ impl GraphReader {
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => Verdict::Retry(format!("HTTP {} ({})", answer.status, detail())),
             other => Verdict::Refused(GraphError::Page {
-                group,
+                subject: subject.clone(),
                 page: number,
                 message: format!("unexpected HTTP {other} ({})", detail()),
             }),
         }
     }
+}
+
+/// What one request reads.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// The first page of a group's transitive members, built by the SDK.
+    TransitiveMembers(uuid::Uuid),
+    /// A URL: a next or delta link Graph gave, or one built by c7sync.
+    Url(&'a url::Url),
 }
 
 /// Graph's answer to one page request.
@@ -365,9 +497,9 @@ struct Answer {
 }
 
 /// What an answer means.
-enum Verdict {
+enum Verdict<T> {
     /// The page.
-    Page(page::Page),
+    Page(T),
     /// The token was refused: a fresh one may do.
     TokenRejected,
     /// Worth another try (after the wait Graph asked for, if it did), for this reason.
@@ -385,6 +517,12 @@ struct GroupListing {
     disabled: u64,
     guests: u64,
     unusable: Vec<UnusableUser>,
+}
+
+/// The `code` of Graph's `{"error": {"code", ...}}`.
+fn graph_error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("error")?.get("code")?.as_str().map(str::to_owned)
 }
 
 /// Graph's `{"error": {"code", "message"}}` as `code: message`, else the start of the body.

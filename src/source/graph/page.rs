@@ -1,7 +1,7 @@
 //! One page of `/groups/{id}/transitiveMembers` as Graph sends it, and what c7sync keeps of
 //! each member object.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{parse_guid, DisplayName, Email, Oid};
 use crate::plan::DesiredClaim;
@@ -11,6 +11,7 @@ use crate::plan::DesiredClaim;
 pub const SELECT: [&str; 6] = ["id", "mail", "userPrincipalName", "displayName", "accountEnabled", "userType"];
 
 const USER_TYPE: &str = "#microsoft.graph.user";
+const GROUP_TYPE: &str = "#microsoft.graph.group";
 
 /// A collection page. `value` is required: an error body that happens to be JSON must not
 /// read as an empty page.
@@ -35,6 +36,61 @@ pub struct DirectoryObject {
     display_name: Option<String>,
     account_enabled: Option<bool>,
     user_type: Option<String>,
+}
+
+/// The attributes of a user c7sync reads: what a delta-mode source keeps per user, and
+/// merges Graph's changes into.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAttributes {
+    /// `mail`.
+    pub mail: Option<String>,
+    /// `userPrincipalName`.
+    pub user_principal_name: Option<String>,
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// `accountEnabled`.
+    pub account_enabled: Option<bool>,
+    /// `userType`.
+    pub user_type: Option<String>,
+}
+
+impl UserAttributes {
+    /// Takes the attributes `changed` carries. Graph's `users/delta` sends a changed user
+    /// with at least the properties that changed: one that is absent is unchanged, one that is
+    /// `null` was cleared.
+    pub fn merge(&mut self, changed: &serde_json::Map<String, serde_json::Value>) {
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        for (key, value) in changed {
+            match key.as_str() {
+                "mail" => self.mail = text(value),
+                "userPrincipalName" => self.user_principal_name = text(value),
+                "displayName" => self.display_name = text(value),
+                "accountEnabled" => self.account_enabled = value.as_bool(),
+                "userType" => self.user_type = text(value),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What kind of directory object a member is, for the membership graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// `#microsoft.graph.user`.
+    User,
+    /// `#microsoft.graph.group`: a nested group.
+    Group,
+    /// A device, contact, service principal or anything else: never a member c7sync keeps.
+    Other,
+}
+
+/// The kind `@odata.type` names.
+pub fn object_kind(odata_type: Option<&str>) -> ObjectKind {
+    match odata_type {
+        Some(USER_TYPE) => ObjectKind::User,
+        Some(GROUP_TYPE) => ObjectKind::Group,
+        _ => ObjectKind::Other,
+    }
 }
 
 /// Which users a source wants.
@@ -68,6 +124,35 @@ pub enum Member {
 }
 
 impl DirectoryObject {
+    /// The user `id` with `attributes`, as a listing would show it.
+    pub fn user(id: uuid::Uuid, attributes: UserAttributes) -> DirectoryObject {
+        DirectoryObject {
+            odata_type: Some(USER_TYPE.to_owned()),
+            id: Some(id.to_string()),
+            mail: attributes.mail,
+            user_principal_name: attributes.user_principal_name,
+            display_name: attributes.display_name,
+            account_enabled: attributes.account_enabled,
+            user_type: attributes.user_type,
+        }
+    }
+
+    /// The object's kind and id, when the id is a GUID.
+    pub fn kind_and_id(&self) -> (ObjectKind, Option<uuid::Uuid>) {
+        (object_kind(self.odata_type.as_deref()), self.id.as_deref().and_then(|id| parse_guid(id).ok()))
+    }
+
+    /// The user attributes this object carries.
+    pub fn attributes(&self) -> UserAttributes {
+        UserAttributes {
+            mail: self.mail.clone(),
+            user_principal_name: self.user_principal_name.clone(),
+            display_name: self.display_name.clone(),
+            account_enabled: self.account_enabled,
+            user_type: self.user_type.clone(),
+        }
+    }
+
     /// Classifies this member. Email is `mail`, else `userPrincipalName`.
     pub fn into_member(self, filter: UserFilter) -> Member {
         if self.odata_type.as_deref() != Some(USER_TYPE) {

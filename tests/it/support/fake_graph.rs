@@ -8,6 +8,9 @@
 //! - Faults scripted per (group, page): 429/503 with `Retry-After`, failures for good,
 //!   malformed bodies, an expired token, slow pages.
 //!
+//! - Delta queries (`groups/delta`, `users/delta`) and look-ups of users by id: see
+//!   [`delta`].
+//!
 //! Also compiled into `examples/fake_graph.rs` for the benchmark.
 
 #![allow(dead_code)]
@@ -23,6 +26,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+
+#[path = "fake_graph_delta.rs"]
+mod delta;
+
+type Shared = Arc<Mutex<Directory>>;
 
 /// A user object.
 #[derive(Debug, Clone)]
@@ -48,7 +56,7 @@ impl User {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({
             "@odata.type": "#microsoft.graph.user",
             "id": self.id.to_string(),
@@ -127,6 +135,12 @@ struct Directory {
     /// Flattened listings, rebuilt after a membership change: the benchmark pages through
     /// 100,000 members and must not pay for flattening on every page.
     listings: HashMap<uuid::Uuid, Arc<Vec<Value>>>,
+    /// Every user ever put in a group, as last set.
+    users: HashMap<uuid::Uuid, User>,
+    /// The change log and tokens behind delta queries.
+    delta: delta::DeltaLog,
+    /// Faults for the next delta and look-up requests, in order.
+    delta_faults: VecDeque<Fault>,
 }
 
 /// The fake; dropping it stops the server.
@@ -158,10 +172,16 @@ impl FakeGraph {
             next_link_host: None,
             counters: Counters::default(),
             listings: HashMap::new(),
+            users: HashMap::new(),
+            delta: delta::DeltaLog::default(),
+            delta_faults: VecDeque::new(),
         }));
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/v1.0/groups/{group}/transitiveMembers", get(members))
+            .route("/v1.0/groups/delta", get(delta::groups_delta))
+            .route("/v1.0/users/delta", get(delta::users_delta))
+            .route("/v1.0/users", get(delta::users_by_id))
             .with_state(directory.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -180,12 +200,24 @@ impl FakeGraph {
         f(&mut self.directory.lock().unwrap())
     }
 
-    /// Sets a group's direct members.
+    /// Sets a group's direct members; delta queries report the difference.
     pub fn set_group(&self, group: uuid::Uuid, members: Vec<Member>) {
         self.with(|d| {
+            let old = d.groups.get(&group).cloned().unwrap_or_default();
+            d.log_membership(group, &old, &members);
             d.groups.insert(group, members);
             d.listings.clear();
         });
+    }
+
+    /// A group's direct members now.
+    pub fn group(&self, group: uuid::Uuid) -> Vec<Member> {
+        self.with(|d| d.groups.get(&group).cloned().unwrap_or_default())
+    }
+
+    /// The next delta and look-up requests meet `faults`, in order.
+    pub fn fault_delta_once(&self, faults: Vec<Fault>) {
+        self.with(|d| d.delta_faults.extend(faults));
     }
 
     /// Listing this group answers 403.
@@ -230,7 +262,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 async fn token(
-    State(directory): State<Arc<Mutex<Directory>>>,
+    State(directory): State<Shared>,
     Path(tenant): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -322,7 +354,7 @@ impl Drop for InFlight {
 }
 
 async fn members(
-    State(directory): State<Arc<Mutex<Directory>>>,
+    State(directory): State<Shared>,
     Path(group): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -358,37 +390,8 @@ async fn members(
             "Access token has expired or is not yet valid.",
         );
     }
-    match fault {
-        Some(Fault::Throttle { retry_after }) => {
-            let mut response =
-                graph_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests; please retry");
-            response.headers_mut().insert("retry-after", retry_after.into());
-            return response;
-        }
-        Some(Fault::Unavailable { retry_after }) => {
-            let mut response =
-                graph_error(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", "Service unavailable");
-            if let Some(seconds) = retry_after {
-                response.headers_mut().insert("retry-after", seconds.into());
-            }
-            return response;
-        }
-        Some(Fault::Malformed) => {
-            return (StatusCode::OK, [("content-type", "application/json")], "{\"value\": [{\"id\": ").into_response()
-        }
-        Some(Fault::Status(status)) => {
-            let status = StatusCode::from_u16(status).unwrap();
-            return graph_error(status, "generalException", "scripted failure");
-        }
-        Some(Fault::ExpireTokens) => {
-            d.valid_tokens.clear();
-            return graph_error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                "Lifetime validation failed, the token is expired.",
-            );
-        }
-        Some(Fault::Delay(_)) | None => {}
+    if let Some(response) = fault_response(&mut d, fault) {
+        return response;
     }
     if d.forbidden.contains(&group) {
         return graph_error(
@@ -432,4 +435,39 @@ async fn members(
         ));
     }
     axum::Json(body).into_response()
+}
+
+/// The answer a scripted fault gives instead of the page; `None` to answer normally.
+fn fault_response(d: &mut Directory, fault: Option<Fault>) -> Option<Response> {
+    match fault {
+        Some(Fault::Throttle { retry_after }) => {
+            let mut response =
+                graph_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests; please retry");
+            response.headers_mut().insert("retry-after", retry_after.into());
+            Some(response)
+        }
+        Some(Fault::Unavailable { retry_after }) => {
+            let mut response =
+                graph_error(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", "Service unavailable");
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert("retry-after", seconds.into());
+            }
+            Some(response)
+        }
+        Some(Fault::Malformed) => {
+            Some((StatusCode::OK, [("content-type", "application/json")], "{\"value\": [{\"id\": ").into_response())
+        }
+        Some(Fault::Status(status)) => {
+            Some(graph_error(StatusCode::from_u16(status).unwrap(), "generalException", "scripted failure"))
+        }
+        Some(Fault::ExpireTokens) => {
+            d.valid_tokens.clear();
+            Some(graph_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            ))
+        }
+        Some(Fault::Delay(_)) | None => None,
+    }
 }
