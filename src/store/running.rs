@@ -20,23 +20,38 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// missed beats, so a stalled disk or a paused VM is not mistaken for a dead process.
 pub const RUN_LEASE: Duration = Duration::from_secs(60);
 
-/// Whether a run this process cannot look up (owner on another host) still beats.
-fn beats(heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
-    let lease = i64::try_from(RUN_LEASE.as_millis()).unwrap_or(i64::MAX);
-    now.0.saturating_sub(heartbeat.unwrap_or(started_at)) <= lease
+/// A `running` run, as the liveness checks read it.
+#[derive(Debug, sqlx::FromRow)]
+struct RunningRow {
+    id: i64,
+    owner: Option<String>,
+    heartbeat_at: Option<i64>,
+    started_at: i64,
 }
 
-/// Whether the run's owner is another process that is alive (or, elsewhere, still beating).
-fn owned_by_another_live_process(owner: Option<&str>, heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
-    owner.is_some_and(|o| {
-        o != owner::current()
-            && (owner::is_alive_here(o) || (owner::is_unknown(o) && beats(heartbeat, started_at, now)))
-    })
-}
+/// The columns [`RunningRow`] reads.
+const RUNNING_COLUMNS: &str = "SELECT id, owner, heartbeat_at, started_at FROM runs";
 
-/// Whether the run was left behind: its owner has ended (here), or stopped beating (elsewhere).
-fn abandoned(owner: Option<&str>, heartbeat: Option<i64>, started_at: i64, now: Millis) -> bool {
-    owner.is_some_and(|o| owner::is_gone(o) || (owner::is_unknown(o) && !beats(heartbeat, started_at, now)))
+impl RunningRow {
+    /// Whether the run, owned by a process this one cannot look up (on another host), still
+    /// beats.
+    fn beats(&self, now: Millis) -> bool {
+        let lease = i64::try_from(RUN_LEASE.as_millis()).unwrap_or(i64::MAX);
+        now.0.saturating_sub(self.heartbeat_at.unwrap_or(self.started_at)) <= lease
+    }
+
+    /// Whether the run's owner is another process that is alive (or, elsewhere, still beating).
+    fn is_live_elsewhere(&self, now: Millis) -> bool {
+        self.owner.as_deref().is_some_and(|o| {
+            o != owner::current() && (owner::is_alive_here(o) || (owner::is_unknown(o) && self.beats(now)))
+        })
+    }
+
+    /// Whether the run was left behind: its owner has ended (here), or stopped beating
+    /// (elsewhere).
+    fn is_abandoned(&self, now: Millis) -> bool {
+        self.owner.as_deref().is_some_and(|o| owner::is_gone(o) || (owner::is_unknown(o) && !self.beats(now)))
+    }
 }
 
 /// The reason a run left `running` by a process that is gone is given.
@@ -46,18 +61,10 @@ impl WriteSession {
     /// A run of `source_id` that another live process is running now, if any: a source never
     /// runs twice at once, across the processes and hosts sharing the database too.
     pub async fn running_elsewhere(&mut self, source_id: i64, now: Millis) -> Result<Option<RunId>, StoreError> {
-        let running: Vec<(i64, Option<String>, Option<i64>, i64)> = on_tx!(&mut self.tx, c => sqlx::query_as(
-            "SELECT id, owner, heartbeat_at, started_at FROM runs WHERE source_id = $1 AND outcome = 'running'"
-        )
-        .bind(source_id)
-        .fetch_all(&mut *c)
-        .await)?;
-        Ok(running
-            .into_iter()
-            .find(|(_, owner, heartbeat, started)| {
-                owned_by_another_live_process(owner.as_deref(), *heartbeat, *started, now)
-            })
-            .map(|(id, ..)| RunId(id)))
+        let sql = format!("{RUNNING_COLUMNS} WHERE source_id = $1 AND outcome = 'running'");
+        let running: Vec<RunningRow> =
+            on_tx!(&mut self.tx, c => sqlx::query_as(&sql).bind(source_id).fetch_all(&mut *c).await)?;
+        Ok(running.into_iter().find(|run| run.is_live_elsewhere(now)).map(|run| RunId(run.id)))
     }
 
     /// Records `run` as `running`, owned by this process, and commits.
@@ -102,16 +109,10 @@ impl Store {
     /// another host, stopped beating for longer than [`RUN_LEASE`]), and
     /// returns them. Takes the write lock only when there is one to mark.
     pub async fn fail_abandoned_runs(&self, now: Millis) -> Result<Vec<RunId>, StoreError> {
-        let running: Vec<(i64, Option<String>, Option<i64>, i64)> = on_pool!(&self.pool, pool => {
-            sqlx::query_as("SELECT id, owner, heartbeat_at, started_at FROM runs WHERE outcome = 'running'")
-                .fetch_all(pool)
-                .await
-        })?;
-        let abandoned: Vec<RunId> = running
-            .into_iter()
-            .filter(|(_, owner, heartbeat, started)| abandoned(owner.as_deref(), *heartbeat, *started, now))
-            .map(|(id, ..)| RunId(id))
-            .collect();
+        let sql = format!("{RUNNING_COLUMNS} WHERE outcome = 'running'");
+        let running: Vec<RunningRow> = on_pool!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let abandoned: Vec<RunId> =
+            running.into_iter().filter(|run| run.is_abandoned(now)).map(|run| RunId(run.id)).collect();
         if abandoned.is_empty() {
             return Ok(abandoned);
         }
