@@ -126,7 +126,8 @@ reads = [l["fields"] for l in lines if l["fields"].get("message") == "read Graph
 runs = [l["fields"] for l in lines if l["fields"].get("message") == "run finished"]
 r, f = reads[-1], runs[-1]
 print(f"  quiet     tick {f['duration_ms']} ms (read {f['read_ms']}, load {f['load_ms']}, plan {f['plan_ms']}, "
-      f"write {f['write_ms']}), {r['requests']} Graph requests")
+      f"write {f['write_ms']}), {r['requests']} Graph requests; read = state {r['state_ms']} + Graph {r['graph_ms']} "
+      f"+ snapshot {r['snapshot_ms']} ms + run start")
 PY
 while [ "$(undelivered)" != "0" ]; do sleep 0.1; done
 removed_before="$(sqlite3 "$work/c7sync.db" "SELECT count(*) FROM members")"
@@ -144,6 +145,7 @@ reads = [l["fields"] for l in lines if l["fields"].get("message") == "read Graph
 runs = [l["fields"] for l in lines if l["fields"].get("message") == "run finished"]
 r, f = reads[-1], runs[-1]
 print(f"  remove100 tick {f['duration_ms']} ms (read {f['read_ms']}, load {f['load_ms']}, plan {f['plan_ms']}, "
-      f"write {f['write_ms']}), {r['requests']} Graph requests, removed {f['removed']}")
+      f"write {f['write_ms']}), {r['requests']} Graph requests, removed {f['removed']}; read = state {r['state_ms']} "
+      f"+ Graph {r['graph_ms']} + snapshot {r['snapshot_ms']} ms + run start")
 print(f"  removal in the fake -> members gone and all 100 events delivered: {float(sys.argv[2]):.1f} s")
 PY

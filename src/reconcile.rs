@@ -38,6 +38,9 @@ pub struct RunRequest {
     pub requested_at: Millis,
     /// The `running` run recorded by [`Reconciler::start`], which this request completes.
     pub started: Option<RunId>,
+    /// The snapshot this source last handed the core, when the caller still has it: see
+    /// [`RunRequest::with_snapshot_base`].
+    pub snapshot_base: Option<std::sync::Arc<Vec<DesiredClaim>>>,
 }
 
 impl RunRequest {
@@ -51,7 +54,17 @@ impl RunRequest {
             details: None,
             requested_at: Millis::now(),
             started: None,
+            snapshot_base: None,
         }
+    }
+
+    /// With `base`, the snapshot this source handed the core last time. If that snapshot is
+    /// the one the source last applied and nothing has been applied to the teamspace since,
+    /// the teamspace is exactly as it left it: the new snapshot is then planned as its
+    /// difference from `base`, which plans the same (the planner is idempotent) without
+    /// loading every member. Otherwise `base` is ignored.
+    pub fn with_snapshot_base(self, base: std::sync::Arc<Vec<DesiredClaim>>) -> Self {
+        RunRequest { snapshot_base: Some(base), ..self }
     }
 
     /// With `options`.
@@ -239,6 +252,7 @@ impl Reconciler {
         // The same snapshot as this source last applied, with nothing applied since: planning
         // is idempotent, so the plan is empty and loading the teamspace can be skipped.
         let unchanged_snapshot = digest.is_some() && source.last_snapshot == digest.map(|d| (d, teamspace.version));
+        let over_base = if unchanged_snapshot { None } else { base_diff(request, &desired, &source, &teamspace) };
         let mut phases = Phases::starting(request.requested_at, started_at);
         let (plan, weighed) = if unchanged_snapshot {
             tracing::debug!("input unchanged since this source last applied it; nothing to plan");
@@ -247,6 +261,20 @@ impl Reconciler {
             let len = if is_snapshot { snapshot_len } else { oids.len() as u64 };
             let plan = Plan { changes: Vec::new(), unchanged: len };
             (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, snapshot_len, 0))
+        } else if let Some(diff) = over_base {
+            tracing::debug!(changes = diff.deltas.len(), "planning the snapshot as its difference from the last one");
+            let oids: Vec<Oid> = diff.deltas.iter().map(delta_oid).collect();
+            let scope = if oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
+            phases.locked = Millis::now();
+            let current = session.load_current(scope).await?;
+            phases.loaded = Millis::now();
+            let mut plan =
+                Planner::new(source.id, session.source_kinds().await?).plan(Desired::Deltas(diff.deltas), &current);
+            plan.unchanged += diff.same;
+            phases.planned = Millis::now();
+            session.resolve_attributes(&mut plan).await?;
+            let members = session.count_members().await?;
+            (plan, guard_input(request, &teamspace, true, snapshot_len, diff.base_len, members))
         } else {
             // Large delta batches (a merge import) read the whole teamspace in one ordered scan
             // rather than thousands of keyed look-ups.
@@ -350,6 +378,68 @@ fn stale_plan(held: RunId, source: &SourceName, planned: i64, now: i64) -> Recon
         "source {source} changed since run {held} was planned (claims version {planned} → {now}); \
          the held plan is stale. Run the source again to get a fresh plan"
     ))
+}
+
+/// A snapshot as its difference from the request's base (see
+/// [`RunRequest::with_snapshot_base`]).
+struct BaseDiff {
+    /// Claims added or changed (upserts) and claims gone (drops).
+    deltas: Vec<Delta>,
+    /// Claims the same in both.
+    same: u64,
+    /// Claims in the base: the claims the source holds now.
+    base_len: u64,
+}
+
+/// The difference from the request's base to `desired`, when planning it plans the same as
+/// planning the whole snapshot: the base is the snapshot this source last applied (its digest
+/// is on the source) with the teamspace unchanged since, and both are sorted by oid, each oid
+/// once, so one merge walk tells them apart.
+fn base_diff(
+    request: &RunRequest,
+    desired: &Desired,
+    source: &SourceRecord,
+    teamspace: &TeamspaceRecord,
+) -> Option<BaseDiff> {
+    let (Desired::Snapshot(claims), Some(base)) = (desired, request.snapshot_base.as_deref()) else {
+        return None;
+    };
+    let ascending = |claims: &[DesiredClaim]| claims.windows(2).all(|pair| pair[0].oid < pair[1].oid);
+    if !request.source.kind().is_snapshot_kind()
+        || source.last_snapshot != Some((snapshot_digest(base), teamspace.version))
+        || !ascending(claims)
+        || !ascending(base)
+    {
+        return None;
+    }
+    let mut diff = BaseDiff { deltas: Vec::new(), same: 0, base_len: base.len() as u64 };
+    let (mut old, mut new) = (base.iter().peekable(), claims.iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (Some(was), Some(now)) if was.oid == now.oid => {
+                if was == now {
+                    diff.same += 1;
+                } else {
+                    diff.deltas.push(Delta::Upsert((*now).clone()));
+                }
+                old.next();
+                new.next();
+            }
+            (Some(was), Some(now)) if was.oid < now.oid => {
+                diff.deltas.push(Delta::Drop(was.oid));
+                old.next();
+            }
+            (Some(was), None) => {
+                diff.deltas.push(Delta::Drop(was.oid));
+                old.next();
+            }
+            (_, Some(now)) => {
+                diff.deltas.push(Delta::Upsert((*now).clone()));
+                new.next();
+            }
+            (None, None) => return Some(diff),
+        }
+    }
 }
 
 fn delta_oid(delta: &Delta) -> Oid {

@@ -76,14 +76,22 @@ impl Store {
 
     /// The membership graph at `revision`; `None` when the state has moved on since.
     pub async fn graph_delta_body(&self, source_id: i64, revision: i64) -> Result<Option<DeltaBody>, StoreError> {
-        const SQL: &str = "SELECT edges, users FROM graph_delta_state WHERE source_id = $1 AND revision = $2";
-        on_pool!(&self.pool, pool => {
-            let row = sqlx::query(SQL).bind(source_id).bind(revision).fetch_optional(pool).await?;
-            row.map(|row| -> Result<DeltaBody, StoreError> {
-                Ok(DeltaBody { edges: row.field("edges")?, users: row.field("users")? })
-            })
-            .transpose()
-        })
+        const SQL: &str = "SELECT p.part, p.data FROM graph_delta_parts p \
+             JOIN graph_delta_state d ON d.source_id = p.source_id \
+             WHERE p.source_id = $1 AND d.revision = $2";
+        let parts: Vec<(String, Vec<u8>)> =
+            on_pool!(&self.pool, pool => sqlx::query_as(SQL).bind(source_id).bind(revision).fetch_all(pool).await)?;
+        let mut body = DeltaBody { edges: Vec::new(), users: Vec::new() };
+        let mut found = 0;
+        for (part, data) in parts {
+            match part.as_str() {
+                "edges" => body.edges = data,
+                "users" => body.users = data,
+                other => return Err(StoreError::corrupt("graph_delta_parts.part", format!("`{other}`"))),
+            }
+            found += 1;
+        }
+        Ok((found == 2).then_some(body))
     }
 }
 
@@ -104,49 +112,53 @@ impl WriteSession {
                 write.based_on
             ))
         };
-        match write.based_on {
+        let revision = match write.based_on {
             None => {
-                const SQL: &str =
-                    "INSERT INTO graph_delta_state (source_id, revision, full_at, links, edges, users, updated_at) \
-                     VALUES ($1, 1, $2, $3, $4, $5, $6) ON CONFLICT (source_id) DO NOTHING";
-                let (edges, users) = match (write.edges, write.users) {
-                    (Some(edges), Some(users)) => (edges, users),
-                    _ => return Err(StoreError::Refused("a first delta state must carry the whole graph".into())),
-                };
+                if write.edges.is_none() || write.users.is_none() {
+                    return Err(StoreError::Refused("a first delta state must carry the whole graph".into()));
+                }
+                const SQL: &str = "INSERT INTO graph_delta_state (source_id, revision, full_at, links, updated_at) \
+                     VALUES ($1, 1, $2, $3, $4) ON CONFLICT (source_id) DO NOTHING";
                 let inserted = on_tx!(&mut self.tx, c => sqlx::query(SQL)
                     .bind(source_id)
                     .bind(write.full_at.0)
                     .bind(write.links)
-                    .bind(edges)
-                    .bind(users)
                     .bind(now.0)
                     .execute(&mut *c)
                     .await.map(|done| done.rows_affected()))?;
                 if inserted == 0 {
                     return Err(stale());
                 }
-                Ok(1)
+                1
             }
             Some(based_on) => {
-                // COALESCE keeps a part this write does not carry.
                 const SQL: &str = "UPDATE graph_delta_state SET revision = revision + 1, full_at = $3, links = $4, \
-                     edges = COALESCE($5, edges), users = COALESCE($6, users), updated_at = $7 \
-                     WHERE source_id = $1 AND revision = $2";
+                     updated_at = $5 WHERE source_id = $1 AND revision = $2";
                 let updated = on_tx!(&mut self.tx, c => sqlx::query(SQL)
                     .bind(source_id)
                     .bind(based_on)
                     .bind(write.full_at.0)
                     .bind(write.links)
-                    .bind(write.edges)
-                    .bind(write.users)
                     .bind(now.0)
                     .execute(&mut *c)
                     .await.map(|done| done.rows_affected()))?;
                 if updated == 0 {
                     return Err(stale());
                 }
-                Ok(based_on + 1)
+                based_on + 1
             }
+        };
+        for (part, data) in [("edges", write.edges), ("users", write.users)] {
+            let Some(data) = data else { continue };
+            const SQL: &str = "INSERT INTO graph_delta_parts (source_id, part, data) VALUES ($1, $2, $3) \
+                 ON CONFLICT (source_id, part) DO UPDATE SET data = excluded.data";
+            on_tx!(&mut self.tx, c => sqlx::query(SQL)
+                .bind(source_id)
+                .bind(part)
+                .bind(data)
+                .execute(&mut *c)
+                .await.map(|done| done.rows_affected()))?;
         }
+        Ok(revision)
     }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::engine::Fields;
+use super::WriteSession;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::{Oid, SourceName};
@@ -74,6 +75,18 @@ pub(super) fn oid_of(row: &impl Fields, column: &str) -> Result<Oid, StoreError>
 /// An oid as stored: 16 bytes in GUID order.
 pub(super) fn oid_from(bytes: Vec<u8>) -> Result<Oid, StoreError> {
     Oid::from_bytes(&bytes).ok_or_else(|| StoreError::corrupt("oid", format!("{} bytes", bytes.len())))
+}
+
+impl WriteSession {
+    /// Number of members in the session's teamspace, as the session sees it.
+    pub async fn count_members(&mut self) -> Result<u64, StoreError> {
+        let teamspace = self.teamspace.id;
+        let n: i64 = on_tx!(&mut self.tx, c => sqlx::query_scalar("SELECT count(*) FROM members WHERE teamspace_id = $1")
+            .bind(teamspace)
+            .fetch_one(&mut *c)
+            .await)?;
+        Ok(n.unsigned_abs())
+    }
 }
 
 impl Store {

@@ -408,3 +408,62 @@ async fn a_savepoint_undoes_one_part_of_a_write_and_keeps_the_rest() {
         assert_eq!(found.is_some(), stored, "{id}");
     }
 }
+
+/// Members as a comparable list: oid, email, name, claiming sources.
+async fn members_of(db: &TestDb) -> Vec<String> {
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    let members = db.store().list_members(teamspace.id).await.unwrap();
+    members.into_iter().map(|m| format!("{} {} {:?} {:?}", m.oid, m.email, m.display_name, m.sources)).collect()
+}
+
+#[tokio::test]
+async fn a_snapshot_planned_over_its_base_plans_what_the_whole_snapshot_plans() {
+    let base = claims(0..50);
+    let mut next = claims(5..55);
+    next[10].email = "renamed@contoso.com".parse().unwrap(); // dev15
+    let with_base = temp_db_with(MaxRemovals::Count(100)).await;
+    let without = temp_db_with(MaxRemovals::Count(100)).await;
+    // Manual also claims 7 (dropped by the snapshot, kept by manual) in both.
+    for db in [&with_base, &without] {
+        db.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(base.clone())).await.unwrap();
+        let manual = Desired::Deltas(vec![Delta::Upsert(claim(3))]);
+        db.reconciler.run(&request("acme", "manual"), manual).await.unwrap();
+        // The manual run moved the teamspace on: a base no longer tells the state; applied
+        // again, the base is what the source last applied with nothing since.
+        db.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(base.clone())).await.unwrap();
+    }
+    let shared = std::sync::Arc::new(base.clone());
+    let over = request("acme", "graph:dev").with_snapshot_base(shared.clone());
+    let planned_over = with_base.reconciler.run(&over, Desired::Snapshot(next.clone())).await.unwrap();
+    let planned_whole =
+        without.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(next.clone())).await.unwrap();
+    assert_eq!(planned_over.outcome, Outcome::Applied);
+    let counts =
+        |r: &c7sync::reconcile::RunReport| (r.counts.added, r.counts.removed, r.counts.updated, r.counts.unchanged);
+    assert_eq!(counts(&planned_over), (5, 4, 1, 44), "member 3 stays, claimed by manual");
+    assert_eq!(counts(&planned_over), counts(&planned_whole));
+    assert_eq!(members_of(&with_base).await, members_of(&without).await);
+    with_base.store().check_integrity().await.unwrap();
+
+    // A base that is not what the source last applied is ignored: the snapshot is planned whole.
+    let stale = request("acme", "graph:dev").with_snapshot_base(shared);
+    let again = with_base.reconciler.run(&stale, Desired::Snapshot(claims(5..56))).await.unwrap();
+    assert_eq!(counts(&again), (1, 0, 1, 49), "dev15 renamed back, dev55 added: {again:?}");
+    let whole = without.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(claims(5..56))).await.unwrap();
+    assert_eq!(counts(&again), counts(&whole));
+    assert_eq!(members_of(&with_base).await, members_of(&without).await);
+}
+
+#[tokio::test]
+async fn the_mass_removal_guard_weighs_a_snapshot_planned_over_its_base_the_same() {
+    let db = temp_db_with(MaxRemovals::Count(3)).await;
+    let base = claims(0..50);
+    db.reconciler.run(&request("acme", "graph:dev"), Desired::Snapshot(base.clone())).await.unwrap();
+    let over = request("acme", "graph:dev").with_snapshot_base(std::sync::Arc::new(base));
+    let held = db.reconciler.run(&over, Desired::Snapshot(claims(10..50))).await.unwrap();
+    assert_eq!(held.outcome, Outcome::Aborted, "{held:?}");
+    assert!(held.reason.as_deref().unwrap().contains("10"), "{held:?}");
+    let empty = db.reconciler.run(&over, Desired::Snapshot(Vec::new())).await.unwrap();
+    assert_eq!(empty.outcome, Outcome::Aborted);
+    assert!(empty.reason.as_deref().unwrap().contains("empty-snapshot"), "{empty:?}");
+}

@@ -168,7 +168,7 @@ pub struct UnusableUser {
 }
 
 /// A complete listing: every page of every group was read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Listing {
     /// One claim per distinct user, sorted by oid.
     pub claims: Vec<DesiredClaim>,

@@ -40,7 +40,7 @@ pub struct DirectoryObject {
 
 /// The attributes of a user c7sync reads: what a delta-mode source keeps per user, and
 /// merges Graph's changes into.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserAttributes {
     /// `mail`.
     pub mail: Option<String>,
@@ -103,7 +103,7 @@ pub struct UserFilter {
 }
 
 /// What became of one member object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Member {
     /// A user the source claims.
     Claimed(DesiredClaim),

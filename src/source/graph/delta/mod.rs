@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::page::{self, ObjectKind};
 use super::{GraphError, GraphReader, Subject, GROUPS_AT_ONCE};
+pub use tree::Classified;
 pub use tree::MembershipGraph;
 use tree::{Edges, MemberChange, Users};
 use wire::{DeltaPage, GroupEntry, UserEntry, UsersPage};
@@ -75,7 +76,7 @@ pub struct TickReport {
     pub full_reason: Option<String>,
     /// Graph requests sent, retries included (token requests are Entra's, not counted).
     pub requests: u32,
-    /// Delta pages read.
+    /// Pages read: delta rounds, and in a full listing the transitive listing's too.
     pub pages: u32,
     /// Member additions and removals that changed the graph.
     pub member_changes: u64,
@@ -147,6 +148,7 @@ impl DeltaState {
 struct Listed {
     users: Vec<(Uuid, page::UserAttributes)>,
     groups: Vec<Uuid>,
+    pages: u32,
 }
 
 /// A whole delta round.
@@ -177,12 +179,13 @@ impl GraphReader {
         let listed: Vec<Listed> = futures_util::stream::iter(self.groups.iter().copied())
             .map(|group| async move {
                 let mut listed = Listed::default();
-                self.visit_transitive_members(group, |object| match object.kind_and_id() {
-                    (ObjectKind::User, Some(id)) => listed.users.push((id, object.attributes())),
-                    (ObjectKind::Group, Some(id)) => listed.groups.push(id),
-                    _ => {}
-                })
-                .await?;
+                listed.pages = self
+                    .visit_transitive_members(group, |object| match object.kind_and_id() {
+                        (ObjectKind::User, Some(id)) => listed.users.push((id, object.attributes())),
+                        (ObjectKind::Group, Some(id)) => listed.groups.push(id),
+                        _ => {}
+                    })
+                    .await?;
                 Ok::<_, GraphError>(listed)
             })
             .buffer_unordered(GROUPS_AT_ONCE)
@@ -192,7 +195,8 @@ impl GraphReader {
         // as few queries as possible (one per 50 groups) instead of one per level.
         let mut groups = self.groups.clone();
         for listed in listed {
-            graph.users.by_id.extend(listed.users);
+            report.pages += listed.pages;
+            listed.users.into_iter().for_each(|(id, attributes)| graph.users.set(id, attributes));
             groups.extend(listed.groups);
         }
         groups.sort_unstable();
@@ -234,25 +238,29 @@ impl GraphReader {
                     report.user_changes += 1;
                     (report.users_changed, report.edges_changed) = (true, true);
                 }
-            } else if let Some(attributes) = graph.users.by_id.get_mut(&id) {
+            } else if let Some(attributes) = graph.users.by_id.get(&id) {
                 // Users outside the tree are not kept: Graph reports the whole tenant.
-                let before = attributes.clone();
-                attributes.merge(&user.properties);
-                if *attributes != before {
+                let mut merged = attributes.clone();
+                merged.merge(&user.properties);
+                if merged != *attributes {
+                    graph.users.set(id, merged);
                     report.user_changes += 1;
                     report.users_changed = true;
                 }
             }
         }
-        self.track_joined(&mut graph, &mut queries, &mut report).await?;
-        let left = graph.prune();
-        if !left.is_empty() {
-            report.groups_left = left.len() as u32;
-            (report.edges_changed, report.users_changed) = (true, true);
-            // A query whose groups have all left has nothing more to say.
-            queries.retain(|q| q.groups.iter().any(|g| graph.is_tracked(*g)));
+        // What follows walks the whole graph: only worth it when a round changed the tree.
+        if report.edges_changed {
+            self.track_joined(&mut graph, &mut queries, &mut report).await?;
+            let left = graph.prune();
+            if !left.is_empty() {
+                report.groups_left = left.len() as u32;
+                report.users_changed = true;
+                // A query whose groups have all left has nothing more to say.
+                queries.retain(|q| q.groups.iter().any(|g| graph.is_tracked(*g)));
+            }
+            self.look_up_missing_users(&mut graph, &mut report).await?;
         }
-        self.look_up_missing_users(&mut graph, &mut report).await?;
         report.groups_tracked = graph.edges.groups.len() as u32;
         report.requests = self.requests_sent() - sent_before;
         Ok((DeltaState { graph, links: Links { users: users.delta_link, groups: queries, ..links } }, report))
@@ -320,7 +328,7 @@ impl GraphReader {
             .await?;
         for object in found.into_iter().flat_map(|page| page.value) {
             if let (ObjectKind::User, Some(id)) = object.kind_and_id() {
-                graph.users.by_id.insert(id, object.attributes());
+                graph.users.set(id, object.attributes());
             }
         }
         report.users_looked_up += missing.len() as u32;

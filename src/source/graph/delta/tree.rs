@@ -33,6 +33,25 @@ pub struct Edges {
 pub struct Users {
     /// User → attributes.
     pub by_id: HashMap<Uuid, UserAttributes>,
+    /// Users whose attributes were set since the last listing: their kept classification is
+    /// stale. Not saved: a state read back from the store starts with no classifications.
+    #[serde(skip)]
+    pub touched: HashSet<Uuid>,
+}
+
+impl Users {
+    /// Sets `user`'s attributes.
+    pub fn set(&mut self, user: Uuid, attributes: UserAttributes) {
+        self.by_id.insert(user, attributes);
+        self.touched.insert(user);
+    }
+}
+
+/// Each user's classification (claimed, disabled, guest, unusable), kept in memory along
+/// with the graph it was made from, and redone for the users [`Users::touched`] names.
+#[derive(Debug, Default)]
+pub struct Classified {
+    by_user: HashMap<Uuid, Member>,
 }
 
 /// One member change as a delta round reports it.
@@ -159,25 +178,38 @@ impl MembershipGraph {
 
     /// Every user reachable from the roots, sorted, each once.
     pub fn transitive_users(&self) -> Vec<Uuid> {
-        let mut users: BTreeSet<Uuid> = BTreeSet::new();
+        let mut users: Vec<Uuid> = Vec::new();
         for group in self.reachable() {
             if let Some(direct) = self.edges.groups.get(&group) {
                 users.extend(direct.users.iter().copied());
             }
         }
-        users.into_iter().collect()
+        users.sort_unstable();
+        users.dedup();
+        users
     }
 
     /// The source's snapshot: every reachable user, classified as a full listing classifies
-    /// it (the same filter, the same reasons).
-    pub fn listing(&self, filter: UserFilter) -> Listing {
+    /// it (the same filter, the same reasons). `classified` keeps each user's classification
+    /// between ticks, redone only when its attributes changed: parsing 100,000 addresses
+    /// every tick would be most of a quiet tick's time.
+    pub fn listing(&mut self, filter: UserFilter, classified: &mut Classified) -> Listing {
         let mut summary = ListingSummary { groups: self.roots.len() as u32, ..ListingSummary::default() };
         let users = self.transitive_users();
         let mut claims: Vec<DesiredClaim> = Vec::with_capacity(users.len());
+        let empty = UserAttributes::default();
         for user in users {
             summary.objects += 1;
-            let attributes = self.users.by_id.get(&user).cloned().unwrap_or_default();
-            match DirectoryObject::user(user, attributes).into_member(filter) {
+            let member = match classified.by_user.get(&user) {
+                Some(member) if !self.users.touched.contains(&user) => member.clone(),
+                _ => {
+                    let attributes = self.users.by_id.get(&user).unwrap_or(&empty).clone();
+                    let member = DirectoryObject::user(user, attributes).into_member(filter);
+                    classified.by_user.insert(user, member.clone());
+                    member
+                }
+            };
+            match member {
                 Member::Claimed(claim) => claims.push(claim),
                 Member::NotAUser => summary.not_users += 1,
                 Member::Disabled => summary.disabled += 1,
@@ -190,8 +222,14 @@ impl MembershipGraph {
                 }
             }
         }
+        self.users.touched.clear();
         // Sorted by GUID already; by oid (the same 128 bits) for the core.
         claims.sort_unstable_by_key(|c| c.oid);
+        if classified.by_user.len() > 2 * summary.objects as usize + 1024 {
+            // Users who left the tree: forget them now and then, not every tick.
+            let tree: HashSet<Uuid> = self.transitive_users().into_iter().collect();
+            classified.by_user.retain(|user, _| tree.contains(user));
+        }
         summary.users = claims.len() as u64;
         Listing { claims, summary }
     }
@@ -221,7 +259,7 @@ mod tests {
             account_enabled: Some(true),
             ..UserAttributes::default()
         };
-        graph.users.by_id.insert(id(n), attributes);
+        graph.users.set(id(n), attributes);
     }
 
     /// Root 1 holds user 10 and group 2; group 2 holds users 10 and 11.
@@ -280,12 +318,20 @@ mod tests {
     #[test]
     fn the_listing_classifies_as_a_full_listing_does() {
         let mut graph = two_paths();
-        graph.users.by_id.get_mut(&id(11)).unwrap().account_enabled = Some(false);
+        let disabled = UserAttributes { account_enabled: Some(false), ..graph.users.by_id[&id(11)].clone() };
+        graph.users.set(id(11), disabled);
         let no_disabled = UserFilter { include_disabled: false, include_guests: true };
-        let listing = graph.listing(no_disabled);
+        let listing = graph.listing(no_disabled, &mut Classified::default());
         assert_eq!(listing.claims.len(), 1);
         assert_eq!(listing.summary.disabled, 1);
-        assert_eq!(graph.listing(ALL).claims.len(), 2);
+        assert_eq!(graph.listing(ALL, &mut Classified::default()).claims.len(), 2);
+        // A kept classification is redone when the attributes change.
+        let mut classified = Classified::default();
+        assert_eq!(graph.listing(no_disabled, &mut classified).claims.len(), 1);
+        let mut enabled = graph.users.by_id[&id(11)].clone();
+        enabled.account_enabled = Some(true);
+        graph.users.set(id(11), enabled);
+        assert_eq!(graph.listing(no_disabled, &mut classified).claims.len(), 2);
         graph.apply(add(1, 12, ObjectKind::User));
         assert_eq!(graph.users_without_attributes(), vec![id(12)]);
     }
