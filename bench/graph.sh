@@ -116,19 +116,22 @@ echo "delta mode, $USERS users: serve on a ${EVERY}-second schedule (state kept 
 (cd "$work" && RUST_LOG=info exec "$bin" --log-format json serve --listen 127.0.0.1:0 >"$work/serve.log" 2>&1) &
 pids+=($!)
 finished_runs() { grep -c '"run finished"' "$work/serve.log" || true; }
-undelivered() { sqlite3 "$work/c7sync.db" "SELECT count(*) FROM outbox WHERE status <> 'delivered'"; }
-# Two ticks: the first decodes the saved state, the second is a quiet tick from memory.
-while [ "$(finished_runs)" -lt 2 ]; do sleep 0.1; done
-python3 - "$work/serve.log" <<'PY'
+last_tick() { # label: the last tick serve logged, and where its time went
+  python3 - "$work/serve.log" "$1" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 reads = [l["fields"] for l in lines if l["fields"].get("message") == "read Graph"]
 runs = [l["fields"] for l in lines if l["fields"].get("message") == "run finished"]
 r, f = reads[-1], runs[-1]
-print(f"  quiet     tick {f['duration_ms']} ms (read {f['read_ms']}, load {f['load_ms']}, plan {f['plan_ms']}, "
-      f"write {f['write_ms']}), {r['requests']} Graph requests; read = state {r['state_ms']} + Graph {r['graph_ms']} "
-      f"+ snapshot {r['snapshot_ms']} ms + run start")
+print(f"  {sys.argv[2]:9} tick {f['duration_ms']} ms (read {f['read_ms']}, load {f['load_ms']}, plan {f['plan_ms']}, "
+      f"write {f['write_ms']}), {r['requests']} Graph requests, removed {f['removed']}; read = state {r['state_ms']} "
+      f"+ Graph {r['graph_ms']} + snapshot {r['snapshot_ms']} ms + run start")
 PY
+}
+undelivered() { sqlite3 "$work/c7sync.db" "SELECT count(*) FROM outbox WHERE status <> 'delivered'"; }
+# Two ticks: the first decodes the saved state, the second is a quiet tick from memory.
+while [ "$(finished_runs)" -lt 2 ]; do sleep 0.1; done
+last_tick quiet
 while [ "$(undelivered)" != "0" ]; do sleep 0.1; done
 removed_before="$(sqlite3 "$work/c7sync.db" "SELECT count(*) FROM members")"
 start=$(date +%s.%N)
@@ -138,14 +141,5 @@ while [ "$(sqlite3 "$work/c7sync.db" "SELECT count(*) FROM members")" != "$((rem
   || [ "$(undelivered)" != "0" ]; do sleep 0.05; done
 end=$(date +%s.%N)
 while [ "$(finished_runs)" = "$ticks" ]; do sleep 0.05; done
-python3 - "$work/serve.log" "$(echo "$end - $start" | bc)" <<'PY'
-import json, sys
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-reads = [l["fields"] for l in lines if l["fields"].get("message") == "read Graph"]
-runs = [l["fields"] for l in lines if l["fields"].get("message") == "run finished"]
-r, f = reads[-1], runs[-1]
-print(f"  remove100 tick {f['duration_ms']} ms (read {f['read_ms']}, load {f['load_ms']}, plan {f['plan_ms']}, "
-      f"write {f['write_ms']}), {r['requests']} Graph requests, removed {f['removed']}; read = state {r['state_ms']} "
-      f"+ Graph {r['graph_ms']} + snapshot {r['snapshot_ms']} ms + run start")
-print(f"  removal in the fake -> members gone and all 100 events delivered: {float(sys.argv[2]):.1f} s")
-PY
+last_tick remove100
+printf '  removal in the fake -> members gone and all 100 events delivered: %.1f s\n' "$(echo "$end - $start" | bc)"

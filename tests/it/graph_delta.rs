@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use c7sync::config::{GraphMode, GraphSettings, DEFAULT_FULL_EVERY};
+use c7sync::config::{GraphMode, GraphSettings};
 use c7sync::domain::MaxRemovals;
 use c7sync::source::graph::{GraphReader, RetryPolicy, Secret};
 use c7sync::store::Outcome;
@@ -19,17 +19,7 @@ const NESTED: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000
 const DEEPER: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0003);
 
 fn settings(fake: &FakeGraph) -> GraphSettings {
-    GraphSettings {
-        groups: vec![ROOT],
-        client_id: CLIENT_ID.parse().unwrap(),
-        client_secret_env: "UNUSED_IN_LIBRARY_TESTS".into(),
-        include_disabled: false,
-        include_guests: true,
-        graph_url: fake.url().parse().unwrap(),
-        authority_url: fake.url().parse().unwrap(),
-        mode: GraphMode::Delta,
-        full_every: DEFAULT_FULL_EVERY,
-    }
+    graph_settings(fake, &[ROOT], GraphMode::Delta)
 }
 
 fn state(settings: &GraphSettings) -> GraphState {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use c7sync::config::{GraphMode, GraphSettings, DEFAULT_FULL_EVERY};
+use c7sync::config::{GraphMode, GraphSettings};
 use c7sync::domain::MaxRemovals;
 use c7sync::reconcile::RunReport;
 use c7sync::source::graph::{GraphError, GraphReader, RetryPolicy, Secret};
@@ -21,17 +21,7 @@ const NESTED: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000
 const OTHER: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0003);
 
 fn settings(fake: &FakeGraph, groups: &[uuid::Uuid]) -> GraphSettings {
-    GraphSettings {
-        groups: groups.to_vec(),
-        client_id: CLIENT_ID.parse().unwrap(),
-        client_secret_env: "UNUSED_IN_LIBRARY_TESTS".into(),
-        include_disabled: false,
-        include_guests: true,
-        graph_url: fake.url().parse().unwrap(),
-        authority_url: fake.url().parse().unwrap(),
-        mode: GraphMode::Full,
-        full_every: DEFAULT_FULL_EVERY,
-    }
+    graph_settings(fake, groups, GraphMode::Full)
 }
 
 /// The default policy with short backoffs: waits without `Retry-After` are not under test here.

@@ -305,6 +305,25 @@ fn refuse(d: &mut Directory, headers: &HeaderMap, uri: &axum::http::Uri) -> Opti
     None
 }
 
+/// What both delta endpoints do first: authorise (or meet a scripted fault), and answer a
+/// later page of a round already started. `Ok`: the directory and the host for links.
+fn open_round<'a>(
+    directory: &'a Shared,
+    query: &std::collections::HashMap<String, String>,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<(std::sync::MutexGuard<'a, Directory>, String), Box<Response>> {
+    let mut d = directory.lock().unwrap();
+    if let Some(refused) = refuse(&mut d, headers, uri) {
+        return Err(Box::new(refused));
+    }
+    let host = host(&d, headers);
+    if let Some((round, index)) = query.get("$skiptoken").and_then(|t| skip(t)) {
+        return Err(Box::new(page_of(&d, &host, &round, index)));
+    }
+    Ok((d, host))
+}
+
 fn host(d: &Directory, headers: &HeaderMap) -> String {
     d.next_link_host
         .clone()
@@ -368,14 +387,10 @@ pub(super) async fn groups_delta(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let mut d = directory.lock().unwrap();
-    if let Some(refused) = refuse(&mut d, &headers, &uri) {
-        return refused;
-    }
-    let host = host(&d, &headers);
-    if let Some((round, index)) = query.get("$skiptoken").and_then(|t| skip(t)) {
-        return page_of(&d, &host, &round, index);
-    }
+    let (mut d, host) = match open_round(&directory, &query, &headers, &uri) {
+        Ok(opened) => opened,
+        Err(answered) => return *answered,
+    };
     if let Some(token) = query.get("$deltatoken") {
         let Some(token) = d.delta.tokens.get(token).cloned() else {
             return graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "Invalid delta token");
@@ -408,14 +423,10 @@ pub(super) async fn users_delta(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let mut d = directory.lock().unwrap();
-    if let Some(refused) = refuse(&mut d, &headers, &uri) {
-        return refused;
-    }
-    let host = host(&d, &headers);
-    if let Some((round, index)) = query.get("$skiptoken").and_then(|t| skip(t)) {
-        return page_of(&d, &host, &round, index);
-    }
+    let (mut d, host) = match open_round(&directory, &query, &headers, &uri) {
+        Ok(opened) => opened,
+        Err(answered) => return *answered,
+    };
     match query.get("$deltatoken").map(String::as_str) {
         Some("latest") => start_round(&mut d, &host, "users/delta", vec![Vec::new()], DeltaQuery::Users),
         Some(token) => {

@@ -330,6 +330,26 @@ pub const GRAPH_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000c1";
 /// The group daemon tests list.
 pub const GRAPH_GROUP: uuid::Uuid = uuid::Uuid::from_u128(0x9000_0000_0000_4000_8000_0000_0000_0001);
 
+/// Library-level settings of a graph source reading `groups` from `fake` in `mode`, as
+/// [`GRAPH_CLIENT_ID`]; disabled users are skipped, guests kept (the config's defaults).
+pub fn graph_settings(
+    fake: &fake_graph::FakeGraph,
+    groups: &[uuid::Uuid],
+    mode: c7sync::config::GraphMode,
+) -> c7sync::config::GraphSettings {
+    c7sync::config::GraphSettings {
+        groups: groups.to_vec(),
+        client_id: GRAPH_CLIENT_ID.parse().unwrap(),
+        client_secret_env: "UNUSED_IN_LIBRARY_TESTS".into(),
+        include_disabled: false,
+        include_guests: true,
+        graph_url: fake.url().parse().unwrap(),
+        authority_url: fake.url().parse().unwrap(),
+        mode,
+        full_every: c7sync::config::DEFAULT_FULL_EVERY,
+    }
+}
+
 /// A `[[teamspaces.sources]]` table for a graph source reading [`GRAPH_GROUP`] from `fake`;
 /// `extra` is added as is (a `schedule = …` line, or nothing).
 pub fn graph_source(fake: &fake_graph::FakeGraph, id: &str, secret_env: &str, extra: &str) -> String {
