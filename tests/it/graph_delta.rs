@@ -68,11 +68,7 @@ async fn tick(db: &TestDb, settings: &GraphSettings, state: &mut GraphState) -> 
 }
 
 async fn emails(db: &TestDb) -> Vec<String> {
-    let teamspace = db.store().teamspace("acme").await.unwrap();
-    let mut emails: Vec<String> =
-        db.store().list_members(teamspace.id).await.unwrap().into_iter().map(|m| m.email).collect();
-    emails.sort();
-    emails
+    member_emails(db, "acme").await
 }
 
 fn mails(numbers: &[u128]) -> Vec<String> {

@@ -51,11 +51,7 @@ async fn sync(db: &TestDb, settings: &GraphSettings, reader: &mut GraphState) ->
 }
 
 async fn emails(db: &TestDb) -> Vec<String> {
-    let teamspace = db.store().teamspace("acme").await.unwrap();
-    let mut emails: Vec<String> =
-        db.store().list_members(teamspace.id).await.unwrap().into_iter().map(|m| m.email).collect();
-    emails.sort();
-    emails
+    member_emails(db, "acme").await
 }
 
 fn expect_failed(report: &RunReport, needle: &str) {

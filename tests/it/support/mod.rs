@@ -122,6 +122,15 @@ pub fn request(teamspace: &str, source: &str) -> RunRequest {
     RunRequest::new(teamspace, source.parse::<SourceName>().unwrap(), Trigger::Sync)
 }
 
+/// The members' emails in `teamspace`, sorted.
+pub async fn member_emails(db: &TestDb, teamspace: &str) -> Vec<String> {
+    let teamspace = db.store().teamspace(teamspace).await.unwrap();
+    let mut emails: Vec<String> =
+        db.store().list_members(teamspace.id).await.unwrap().into_iter().map(|m| m.email).collect();
+    emails.sort();
+    emails
+}
+
 /// Counts rows of a table (test inspection only).
 pub async fn count(store: &Store, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&inspect(store).await).await.unwrap()
