@@ -34,7 +34,8 @@ pub async fn run(
     let started = Millis::now();
     let mut details = serde_json::json!({ "groups": settings.groups });
     let head = reconciler.store().graph_delta_head(&request.teamspace, &request.source).await?;
-    // The classifications stay valid whatever the state: they are keyed by attributes.
+    // The classifications and the last snapshot are only good with the state they came from:
+    // both are dropped below unless that state is still the saved one.
     let (cached, mut classified, cached_listing) = match cache.take() {
         Some(CachedDelta { revision, state, classified, listing }) => {
             (Some((revision, state)), classified, Some((revision, listing)))
