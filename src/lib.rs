@@ -5,6 +5,7 @@
 //! snapshot) → `store::Store::apply` (members + claims + run + audit + outbox in one
 //! transaction) → the outbox feeds downstream delivery.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -5,9 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{cell, print_json, table};
 use super::{Context, Exit, UsageError};
-use crate::domain::{DisplayName, Email, Oid, SourceKind, SourceName, Trigger};
-use crate::plan::{Delta, Desired, DesiredClaim};
-use crate::reconcile::RunRequest;
+use crate::admin::members::{NewMember, Removed};
+use crate::admin::{self, AdminError};
 use crate::source::csv::formula;
 
 #[derive(Debug, Subcommand)]
@@ -106,60 +105,43 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-fn parse_oid(text: &str) -> Result<Oid, UsageError> {
-    text.parse().map_err(|e| UsageError(format!("--oid: {e}")))
-}
-
-fn manual_request(teamspace: &str) -> RunRequest {
-    RunRequest::new(teamspace, SourceName::manual(), Trigger::Manual)
+/// A refusal in the CLI's words: a bad flag or an unknown member is a usage error (exit 2).
+fn cli_error(error: AdminError) -> anyhow::Error {
+    match error {
+        AdminError::Invalid { field, message } => {
+            let flag = match field {
+                "display_name" => "--name",
+                "email" => "--email",
+                _ => "--oid",
+            };
+            UsageError(format!("{flag}: {message}")).into()
+        }
+        AdminError::NotFound(why) => UsageError(why).into(),
+        other => other.into(),
+    }
 }
 
 async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {
     context.config.teamspace(&args.teamspace)?;
-    let oid = parse_oid(&args.oid)?;
-    let email: Email = args.email.parse().map_err(|e| UsageError(format!("--email: {e}")))?;
-    let display_name = DisplayName::optional(args.name.as_deref()).map_err(|e| UsageError(format!("--name: {e}")))?;
-    let delta = Delta::Upsert(DesiredClaim { oid, email, display_name });
-    let report = context.reconciler.run(&manual_request(&args.teamspace), Desired::Deltas(vec![delta])).await?;
-    let c = report.counts;
-    let what = if c.added > 0 {
-        "added"
-    } else if c.updated > 0 {
-        "updated"
-    } else if report.plan.is_empty() {
-        "already provisioned by hand, unchanged"
-    } else {
-        "now also claimed by the manual source"
-    };
-    outln!("{oid} {what} in {} (run {})", args.teamspace, report.run_id);
+    let member = NewMember { oid: &args.oid, email: &args.email, display_name: args.name.as_deref() };
+    let (oid, added, report) =
+        admin::members::add(&context.reconciler, &args.teamspace, member).await.map_err(cli_error)?;
+    outln!("{oid} {} in {} (run {})", added.describe(), args.teamspace, report.run_id);
     Ok(Exit::for_outcome(report.outcome))
 }
 
 async fn remove(context: &Context, args: &RemoveArgs) -> anyhow::Result<Exit> {
     let teamspace_id = context.teamspace_id(&args.teamspace).await?;
-    let oid = parse_oid(&args.oid)?;
-    let Some(member) = context.store().member(teamspace_id, oid).await? else {
-        return Err(UsageError(format!("{oid} is not a member of {}", args.teamspace)).into());
-    };
-    let manual = SourceKind::Manual.as_str();
-    if !member.sources.iter().any(|s| s == manual) {
-        anyhow::bail!(
-            "{oid} was not added by hand: it is provisioned by {}. Remove it at that source \
-             (the Entra group, the CSV file, or Entra's provisioning scope)",
-            member.sources.join(", ")
-        );
-    }
-    let report =
-        context.reconciler.run(&manual_request(&args.teamspace), Desired::Deltas(vec![Delta::Drop(oid)])).await?;
-    if report.counts.removed > 0 {
-        outln!("{oid} removed from {} (run {})", args.teamspace, report.run_id);
-    } else {
-        let others: Vec<_> = member.sources.iter().filter(|s| *s != manual).cloned().collect();
-        outln!(
+    let (oid, removed, report) = admin::members::remove(&context.reconciler, &args.teamspace, teamspace_id, &args.oid)
+        .await
+        .map_err(cli_error)?;
+    match removed {
+        Removed::Removed => outln!("{oid} removed from {} (run {})", args.teamspace, report.run_id),
+        Removed::ClaimDropped { kept_by } => outln!(
             "manual claim on {oid} dropped; it stays a member through {} (run {})",
-            others.join(", "),
+            kept_by.join(", "),
             report.run_id
-        );
+        ),
     }
     Ok(Exit::for_outcome(report.outcome))
 }
