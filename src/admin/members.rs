@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::AdminError;
+use super::{AdminError, Field};
 use crate::domain::{DisplayName, Email, Oid, SourceKind, SourceName, Trigger};
 use crate::plan::{Delta, Desired, DesiredClaim};
 use crate::reconcile::{Reconciler, RunReport, RunRequest};
@@ -62,7 +62,7 @@ fn manual_request(teamspace: &str) -> RunRequest {
 }
 
 fn parse_oid(text: &str) -> Result<Oid, AdminError> {
-    text.parse().map_err(|e| AdminError::Invalid { field: "oid", message: format!("{e}") })
+    text.parse().map_err(|e| AdminError::Invalid { field: Field::Oid, message: format!("{e}") })
 }
 
 /// Provisions a developer by hand; idempotent. Fields are checked before anything is written.
@@ -73,9 +73,9 @@ pub async fn add(
 ) -> Result<(Oid, Added, RunReport), AdminError> {
     let oid = parse_oid(member.oid)?;
     let email: Email =
-        member.email.parse().map_err(|e| AdminError::Invalid { field: "email", message: format!("{e}") })?;
+        member.email.parse().map_err(|e| AdminError::Invalid { field: Field::Email, message: format!("{e}") })?;
     let display_name = DisplayName::optional(member.display_name)
-        .map_err(|e| AdminError::Invalid { field: "display_name", message: format!("{e}") })?;
+        .map_err(|e| AdminError::Invalid { field: Field::DisplayName, message: format!("{e}") })?;
     let delta = Delta::Upsert(DesiredClaim { oid, email, display_name });
     let report = reconciler.run(&manual_request(teamspace), Desired::Deltas(vec![delta])).await?;
     let c = report.counts;

@@ -4,14 +4,36 @@
 
 pub mod members;
 
+/// A field of an admin request, as the API spells it (front ends name it in their own words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The Entra object id.
+    Oid,
+    /// The email.
+    Email,
+    /// The display name.
+    DisplayName,
+}
+
+impl Field {
+    /// The field's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Oid => "oid",
+            Field::Email => "email",
+            Field::DisplayName => "display_name",
+        }
+    }
+}
+
 /// Why an admin action was not carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// A field of the request is not valid; `field` names it as the caller spelt it.
-    #[error("{field}: {message}")]
+    #[error("{}: {message}", field.as_str())]
     Invalid {
         /// The field.
-        field: &'static str,
+        field: Field,
         /// What is wrong with it.
         message: String,
     },

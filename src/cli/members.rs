@@ -6,7 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::output::{cell, print_json, table};
 use super::{Context, Exit, UsageError};
 use crate::admin::members::{NewMember, Removed};
-use crate::admin::{self, AdminError};
+use crate::admin::{self, AdminError, Field};
 use crate::source::csv::formula;
 
 #[derive(Debug, Subcommand)]
@@ -110,9 +110,9 @@ fn cli_error(error: AdminError) -> anyhow::Error {
     match error {
         AdminError::Invalid { field, message } => {
             let flag = match field {
-                "display_name" => "--name",
-                "email" => "--email",
-                _ => "--oid",
+                Field::Oid => "--oid",
+                Field::Email => "--email",
+                Field::DisplayName => "--name",
             };
             UsageError(format!("{flag}: {message}")).into()
         }
