@@ -2,7 +2,10 @@
 //! console that will drive it) call these, so each change has one path into the reconcile
 //! core and one set of checks.
 
+pub mod imports;
 pub mod members;
+pub mod scim_tokens;
+pub mod teamspaces;
 
 /// A field of an admin request, as the API spells it (front ends name it in their own words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +16,10 @@ pub enum Field {
     Email,
     /// The display name.
     DisplayName,
+    /// The source id of an import.
+    Source,
+    /// The uploaded or named file as a whole.
+    File,
 }
 
 impl Field {
@@ -22,6 +29,8 @@ impl Field {
             Field::Oid => "oid",
             Field::Email => "email",
             Field::DisplayName => "display_name",
+            Field::Source => "source",
+            Field::File => "file",
         }
     }
 }

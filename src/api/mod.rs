@@ -3,21 +3,27 @@
 //! answers 401 while that variable is unset. Errors are `{"error": {"code", "message"}}`, and
 //! `/v1/openapi.json` describes exactly these routes.
 
+pub mod manage;
+mod teamspaces;
 mod token_check;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::admin::AdminError;
+use crate::config::Config;
 use crate::domain::Oid;
 use crate::lookup::MemberLookup;
+use crate::reconcile::{ReconcileError, Reconciler};
 use crate::store::{EventFilter, Store};
 use crate::token::TokenService;
 
@@ -36,18 +42,34 @@ pub struct ApiState {
     pub teamspaces: Arc<HashMap<String, i64>>,
     members: MemberLookup,
     tokens: Arc<TokenService>,
+    /// Every change goes through the reconcile core.
+    pub reconciler: Reconciler,
+    /// The configuration the daemon started with.
+    pub config: Arc<Config>,
 }
 
 impl ApiState {
     /// State for the `/v1` routes; `members` should be kept fresh by its own task.
     pub fn new(
-        store: Store,
+        reconciler: Reconciler,
+        config: Arc<Config>,
         admin_token: Option<crate::secret::SecretHash>,
         teamspaces: HashMap<String, i64>,
         members: MemberLookup,
         tokens: Arc<TokenService>,
     ) -> Self {
-        ApiState { store, admin_token, teamspaces: Arc::new(teamspaces), members, tokens }
+        let store = reconciler.store().clone();
+        ApiState { store, admin_token, teamspaces: Arc::new(teamspaces), members, tokens, reconciler, config }
+    }
+
+    /// The admin token's hash, when the admin API is on.
+    pub fn admin_token(&self) -> Option<&crate::secret::SecretHash> {
+        self.admin_token.as_ref()
+    }
+
+    /// The Tenant URL to paste into Entra's provisioning page: `[server] public_url` + `/scim/v2`.
+    pub fn scim_tenant_url(&self) -> Option<String> {
+        self.config.server.public_url.as_ref().map(|u| format!("{}/scim/v2", u.as_str().trim_end_matches('/')))
     }
 }
 
@@ -56,17 +78,32 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The request field at fault, for a 400 on a bad field.
+    field: Option<&'static str>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), field: None }
+    }
+
+    /// The status, for front ends that show it their own way (the console).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, in words.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(field) = self.field {
+            body["error"]["field"] = serde_json::json!(field);
+        }
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -80,6 +117,15 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match &error {
+            StoreError::NotFound(what) => {
+                return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+            }
+            StoreError::Refused(why) => return ApiError::new(StatusCode::CONFLICT, "refused", why.clone()),
+            StoreError::Duplicate(_) => return ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            _ => {}
+        }
         if error.is_transient() {
             tracing::warn!(%error, "API request refused: database unavailable");
             return ApiError::new(
@@ -93,12 +139,50 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Invalid { field, message } => ApiError {
+                field: Some(field.as_str()),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", format!("{}: {message}", field.as_str()))
+            },
+            AdminError::NotFound(why) => ApiError::new(StatusCode::NOT_FOUND, "not_found", why),
+            AdminError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
+            AdminError::Reconcile(error) => error.into(),
+        }
+    }
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(error: ReconcileError) -> Self {
+        match error {
+            ReconcileError::Store(error) => error.into(),
+            ReconcileError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "refused", why),
+            running @ ReconcileError::AlreadyRunning { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "already_running", running.to_string())
+            }
+        }
+    }
+}
+
 /// The `/v1` routes.
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/introspect", post(token_check::introspect))
-        .route("/teamspaces/{teamspace}/members", get(members))
-        .route("/teamspaces/{teamspace}/members/{oid}", get(member))
+        .route("/teamspaces", get(teamspaces::list))
+        .route("/teamspaces/{teamspace}", get(teamspaces::get))
+        .route("/teamspaces/{teamspace}/test", post(teamspaces::test))
+        .route("/teamspaces/{teamspace}/members", get(members).post(manage::add_member))
+        .route("/teamspaces/{teamspace}/members/{oid}", get(member).delete(manage::remove_member))
+        .route(
+            "/teamspaces/{teamspace}/imports",
+            post(manage::import).layer(DefaultBodyLimit::max(manage::MAX_IMPORT_BYTES)),
+        )
+        .route("/teamspaces/{teamspace}/scim-tokens", get(manage::scim_tokens).post(manage::create_scim_token))
+        .route("/teamspaces/{teamspace}/scim-tokens/{id}", delete(manage::revoke_scim_token))
+        .route("/runs/{run}/approve", post(manage::approve))
+        .route("/events", get(manage::events))
+        .route("/events/{event}/retry", post(manage::retry_event))
         .route("/teamspaces/{teamspace}/runs", get(runs))
         .route("/teamspaces/{teamspace}/events", get(events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
@@ -163,7 +247,11 @@ struct Page {
 }
 
 fn limit(page: &Page) -> Result<i64, ApiError> {
-    match page.limit {
+    limit_of(page.limit)
+}
+
+fn limit_of(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
         Some(n) if !(1..=MAX_LIMIT).contains(&n) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_limit", format!("limit must be 1..={MAX_LIMIT}")))
         }

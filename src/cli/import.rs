@@ -7,12 +7,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{print_report, ReportFormat};
-use super::{Context, Exit, UsageError};
+use super::{admin_error, Context, Exit, UsageError};
+use crate::admin::imports::{self, ImportRequest};
+use crate::admin::{AdminError, Field};
 use crate::config::CsvMode;
-use crate::domain::{SourceKind, SourceName, Trigger};
-use crate::reconcile::{RunOptions, RunRequest};
+use crate::reconcile::RunOptions;
 use crate::source::csv::{self, CsvError, ReadOptions};
-use crate::sync::csv::{self as csv_run, ImportOutcome};
+use crate::sync::csv::ImportOutcome;
 
 /// How many invalid rows the text report lists (JSON lists all).
 const INVALID_ROWS_SHOWN: usize = 50;
@@ -66,24 +67,23 @@ pub struct ImportArgs {
 
 pub async fn run(context: &Context, args: &ImportArgs) -> anyhow::Result<Exit> {
     let teamspace = context.config.teamspace(&args.teamspace)?;
-    let source = SourceName::new(SourceKind::Csv, &args.source).map_err(|e| UsageError(format!("--source: {e}")))?;
-    let request = RunRequest::new(&args.teamspace, source, Trigger::Import)
-        .with_options(RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal })
-        .with_details(serde_json::json!({ "file": args.file.display().to_string() }));
+    let request = ImportRequest {
+        teamspace: &args.teamspace,
+        source: &args.source,
+        mode: args.mode,
+        options: RunOptions { dry_run: args.dry_run, allow_mass_removal: args.allow_mass_removal },
+        skip_invalid: args.skip_invalid,
+        origin: serde_json::json!({ "file": args.file.display().to_string() }),
+    };
     let contents = read_input(args, teamspace.tenant_id)?;
-    if contents.summary.rows == 0 && args.mode == CsvMode::Merge {
-        // Merging nothing is a failed export, not an intent. In replace mode an empty file
-        // means "nobody", which the empty-snapshot guard holds for approval.
-        return Err(UsageError(format!(
-            "{}: the file has a header but no rows; nothing to merge",
-            args.file.display()
-        ))
-        .into());
-    }
-    // A file that cannot be read at all is a usage error with no run; from here on, the run
-    // is on record even if this process is killed.
-    let request = context.reconciler.start(request).await?;
-    let outcome = csv_run::import(&context.reconciler, request, contents, args.mode, args.skip_invalid).await?;
+    // A file that cannot be read at all is a usage error with no run; once `imports::run` has
+    // started the run, it is on record even if this process is killed.
+    let outcome = imports::run(&context.reconciler, &request, contents).await.map_err(|error| match error {
+        AdminError::Invalid { field: Field::File, message } => {
+            UsageError(format!("{}: {message}", args.file.display())).into()
+        }
+        other => admin_error(other),
+    })?;
     print_outcome(&outcome, args.format)?;
     Ok(if outcome.rejected_for_invalid_rows { Exit::InvalidInput } else { Exit::for_outcome(outcome.report.outcome) })
 }

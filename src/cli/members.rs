@@ -4,9 +4,9 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{cell, print_json, table};
-use super::{Context, Exit, UsageError};
+use super::{admin_error, Context, Exit};
+use crate::admin;
 use crate::admin::members::{NewMember, Removed};
-use crate::admin::{self, AdminError, Field};
 use crate::source::csv::formula;
 
 #[derive(Debug, Subcommand)]
@@ -105,27 +105,11 @@ async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// A refusal in the CLI's words: a bad flag or an unknown member is a usage error (exit 2).
-fn cli_error(error: AdminError) -> anyhow::Error {
-    match error {
-        AdminError::Invalid { field, message } => {
-            let flag = match field {
-                Field::Oid => "--oid",
-                Field::Email => "--email",
-                Field::DisplayName => "--name",
-            };
-            UsageError(format!("{flag}: {message}")).into()
-        }
-        AdminError::NotFound(why) => UsageError(why).into(),
-        other => other.into(),
-    }
-}
-
 async fn add(context: &Context, args: &AddArgs) -> anyhow::Result<Exit> {
     context.config.teamspace(&args.teamspace)?;
     let member = NewMember { oid: &args.oid, email: &args.email, display_name: args.name.as_deref() };
     let (oid, added, report) =
-        admin::members::add(&context.reconciler, &args.teamspace, member).await.map_err(cli_error)?;
+        admin::members::add(&context.reconciler, &args.teamspace, member).await.map_err(admin_error)?;
     outln!("{oid} {} in {} (run {})", added.describe(), args.teamspace, report.run_id);
     Ok(Exit::for_outcome(report.outcome))
 }
@@ -134,7 +118,7 @@ async fn remove(context: &Context, args: &RemoveArgs) -> anyhow::Result<Exit> {
     let teamspace_id = context.teamspace_id(&args.teamspace).await?;
     let (oid, removed, report) = admin::members::remove(&context.reconciler, &args.teamspace, teamspace_id, &args.oid)
         .await
-        .map_err(cli_error)?;
+        .map_err(admin_error)?;
     match removed {
         Removed::Removed => outln!("{oid} removed from {} (run {})", args.teamspace, report.run_id),
         Removed::ClaimDropped { kept_by } => outln!(

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::admin::{AdminError, Field};
 use crate::clock::Millis;
 use crate::config::{self, Config, ConfigError};
 use crate::reconcile::{ReconcileError, Reconciler};
@@ -69,6 +70,24 @@ impl From<Exit> for ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// A refusal in the CLI's words: a bad flag, file or name is a usage error (exit 2).
+pub(crate) fn admin_error(error: AdminError) -> anyhow::Error {
+    match error {
+        AdminError::Invalid { field, message } => {
+            let flag = match field {
+                Field::Oid => "--oid",
+                Field::Email => "--email",
+                Field::DisplayName => "--name",
+                Field::Source => "--source",
+                Field::File => "FILE",
+            };
+            UsageError(format!("{flag}: {message}")).into()
+        }
+        AdminError::NotFound(why) => UsageError(why).into(),
+        other => other.into(),
+    }
+}
 
 /// Provision Context7 teamspace members from Microsoft Entra ID.
 ///

@@ -7,11 +7,8 @@ use clap::ValueEnum;
 use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::plan::{Change, MemberChange};
+use crate::plan::preview::{plan_preview, PreviewRow};
 use crate::reconcile::RunReport;
-
-/// How many rows of each kind of change a run report shows.
-pub const PLAN_PREVIEW_ROWS: usize = 20;
 
 /// `--format` for listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,42 +60,6 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 /// An optional value for a table cell.
 pub fn cell(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
-}
-
-/// One preview row of a plan, for JSON.
-#[derive(Debug, Serialize)]
-pub struct PreviewRow<'a> {
-    action: &'static str,
-    oid: String,
-    email: &'a str,
-    display_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_email: Option<&'a str>,
-}
-
-/// The first [`PLAN_PREVIEW_ROWS`] adds, removes and updates of a plan.
-pub fn plan_preview(changes: &[Change]) -> Vec<PreviewRow<'_>> {
-    let mut taken = [0usize; 3];
-    let mut rows = Vec::new();
-    for change in changes {
-        let (slot, action, previous_email) = match &change.member {
-            MemberChange::Add => (0, "add", None),
-            MemberChange::Remove => (1, "remove", None),
-            MemberChange::Update { previous } => (2, "update", previous.as_ref().map(|p| p.email.as_str())),
-            MemberChange::Unchanged => continue,
-        };
-        if taken[slot] < PLAN_PREVIEW_ROWS {
-            taken[slot] += 1;
-            rows.push(PreviewRow {
-                action,
-                oid: change.oid.to_string(),
-                email: change.email().map(|e| e.as_str()).unwrap_or_default(),
-                display_name: change.display_name(),
-                previous_email,
-            });
-        }
-    }
-    rows
 }
 
 #[derive(Serialize)]

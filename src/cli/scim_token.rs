@@ -4,10 +4,9 @@
 use clap::{Args, Subcommand};
 
 use super::output::{cell, print_json, table, Format};
-use super::{Context, Exit, UsageError};
+use super::{admin_error, Context, Exit, UsageError};
+use crate::admin::{scim_tokens, AdminError};
 use crate::clock::Millis;
-use crate::config::SourceSettings;
-use crate::scim::token;
 
 #[derive(Debug, Subcommand)]
 pub enum ScimTokenCommand {
@@ -59,22 +58,18 @@ pub async fn run(context: &Context, command: &ScimTokenCommand) -> anyhow::Resul
 
 async fn create(context: &Context, args: &CreateArgs) -> anyhow::Result<Exit> {
     let teamspace = context.config.teamspace(&args.teamspace)?;
-    if !teamspace.sources.iter().any(|s| matches!(s.settings, SourceSettings::Scim(_))) {
-        return Err(UsageError(format!(
-            "teamspace {} has no `kind = \"scim\"` source in {}; add one to accept SCIM provisioning",
-            args.teamspace,
-            context.config.path.display()
-        ))
-        .into());
-    }
     let teamspace_id = context.teamspace_id(&args.teamspace).await?;
-    let (secret, hash) = token::new_secret().map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
-    let id = context.store().create_scim_token(teamspace_id, &args.label, &hash, Millis::now()).await?;
-    outln!("{}", token::format(id, &secret));
+    let created = scim_tokens::create(context.store(), teamspace, teamspace_id, &args.label).await.map_err(
+        |error| match error {
+            AdminError::Conflict(why) => UsageError(format!("{why} ({})", context.config.path.display())).into(),
+            other => admin_error(other),
+        },
+    )?;
+    outln!("{}", created.value);
     eprintln!(
-        "SCIM token {id} for {}: paste it as the Secret Token in Entra; it is not shown again. \
+        "SCIM token {} for {}: paste it as the Secret Token in Entra; it is not shown again. \
          Tenant URL: https://<your c7sync host>/scim/v2",
-        args.teamspace
+        created.id, args.teamspace
     );
     Ok(Exit::Success)
 }

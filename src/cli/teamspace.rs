@@ -5,7 +5,6 @@ use clap::{Args, Subcommand};
 
 use super::output::{cell, print_json, table, Format, ReportFormat};
 use super::{Context, Exit};
-use crate::token::{Authority, AuthorityError};
 
 #[derive(Debug, Subcommand)]
 pub enum TeamspaceCommand {
@@ -49,8 +48,7 @@ pub async fn run(context: &Context, command: &TeamspaceCommand) -> anyhow::Resul
 
 async fn test(context: &Context, args: &TestArgs) -> anyhow::Result<Exit> {
     let teamspace = context.config.teamspace(&args.teamspace)?;
-    let authority = Authority::new(&teamspace.authority_url, teamspace.tenant_id);
-    let result = test_connection(&authority).await;
+    let (authority, result) = crate::admin::teamspaces::test_connection(teamspace).await;
     if args.format == ReportFormat::Json {
         let body = match &result {
             Ok(found) => serde_json::json!({ "ok": true, "teamspace": args.teamspace, "discovery": found }),
@@ -80,14 +78,6 @@ async fn test(context: &Context, args: &TestArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Failure)
         }
     }
-}
-
-/// The "Test connection" check: discovery, issuer, keys (shared by the CLI and the API).
-pub async fn test_connection(authority: &Authority) -> Result<crate::token::Discovery, AuthorityError> {
-    let http = crate::outbound::client(crate::token::authority::FETCH_TIMEOUT, false).map_err(|e| {
-        AuthorityError::Unreachable { url: authority.discovery_url(), message: crate::outbound::describe(&e) }
-    })?;
-    authority.discover(&http).await
 }
 
 async fn list(context: &Context, args: &ListArgs) -> anyhow::Result<Exit> {

@@ -189,7 +189,7 @@ pub struct CsvSettings {
 }
 
 /// How a CSV file relates to the source's claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CsvMode {
     /// Add and update; never remove.

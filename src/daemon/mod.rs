@@ -175,7 +175,7 @@ async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metri
         }
         Some(token) => Some(crate::secret::SecretHash::of(&token)),
     };
-    Ok(ApiState::new(store.clone(), admin_token, teamspaces, members, tokens))
+    Ok(ApiState::new(reconciler.clone(), Arc::new(config.clone()), admin_token, teamspaces, members, tokens))
 }
 
 /// A database URL fit for the log: a password in it is replaced by `***`.

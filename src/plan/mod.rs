@@ -2,6 +2,7 @@
 //! holds now → the list of claim and member changes. No I/O; linear after one sort.
 
 pub mod guard;
+pub mod preview;
 
 use std::collections::HashMap;
 

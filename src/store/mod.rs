@@ -44,7 +44,7 @@ pub use apply::{NewRun, Outcome, RunInput, RunStatus};
 pub use error::{StoreError, UniqueKey};
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use graph_delta::{DeltaBody, DeltaHead, DeltaWrite};
-pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, TeamspaceSummary};
+pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, SourceSummary, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
 pub use running::{HEARTBEAT_EVERY, INTERRUPTED, RUN_LEASE};
 pub use scim::{GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow};

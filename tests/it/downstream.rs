@@ -245,7 +245,8 @@ async fn api() -> Api {
     )
     .unwrap();
     let admin = Some(c7sync::secret::SecretHash::of(ADMIN));
-    let api = ApiState::new(db.store().clone(), admin, teamspaces, members, std::sync::Arc::new(tokens));
+    let config = std::sync::Arc::new(config);
+    let api = ApiState::new(db.reconciler.clone(), config, admin, teamspaces, members, std::sync::Arc::new(tokens));
     let scim = ScimState::new(db.reconciler.clone(), HashMap::new());
     let app = router(AppState::new(db.store().clone(), Metrics::new()), scim, Some(api));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

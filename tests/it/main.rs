@@ -3,6 +3,7 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_api;
 mod cli_config;
 mod cli_import;
 mod cli_members;

@@ -48,8 +48,8 @@ impl TokenApp {
             TokenService::for_config(&config, &ids, members.clone(), settings, clock.clone(), metrics.clone()).unwrap(),
         );
         let admin = admin.map(c7sync::secret::SecretHash::of);
-        let api = ApiState::new(store.clone(), admin, ids, members, tokens.clone());
         let reconciler = Reconciler::new(store.clone());
+        let api = ApiState::new(reconciler.clone(), Arc::new(config), admin, ids, members, tokens.clone());
         let scim = ScimState::new(reconciler.clone(), HashMap::new());
         let app = router(AppState::new(store, metrics), scim, Some(api));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
