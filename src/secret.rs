@@ -32,6 +32,17 @@ impl SecretHash {
     pub fn matches(&self, presented: &str) -> bool {
         matches(presented, &self.0)
     }
+
+    /// A key for `purpose`, derived from the secret: HMAC-SHA256 keyed with its hash. Every
+    /// process given the same secret derives the same key, and a new secret makes a new one.
+    pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(&self.0) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl std::fmt::Debug for SecretHash {

@@ -4,6 +4,7 @@
 
 pub mod imports;
 pub mod members;
+pub mod runs;
 pub mod scim_tokens;
 pub mod teamspaces;
 

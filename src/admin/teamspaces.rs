@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::config::{SourceSettings, TeamspaceConfig};
-use crate::store::{Outcome, RunRecord, SourceSummary, Store, StoreError};
+use crate::store::{RunRecord, SourceSummary, Store, StoreError};
 use crate::token::{Authority, AuthorityError, Discovery};
 
 /// How far back held runs are looked for.
@@ -76,12 +76,8 @@ pub async fn list(store: &Store, teamspaces: &[TeamspaceConfig]) -> Result<Vec<T
                 None => sources.push(SourceView { source: state.source.clone(), schedule: None, state: Some(state) }),
             }
         }
-        let held_runs = store
-            .list_runs(Some(id), HELD_RUNS_SCANNED)
-            .await?
-            .into_iter()
-            .filter(|r| r.outcome.is(Outcome::Aborted) && r.approved_by_run_id.is_none())
-            .collect();
+        let held_runs =
+            store.list_runs(Some(id), HELD_RUNS_SCANNED).await?.into_iter().filter(super::runs::is_held).collect();
         views.push(TeamspaceView {
             name: summary.name,
             tenant: TenantView {

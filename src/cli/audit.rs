@@ -40,7 +40,10 @@ pub async fn run(context: &Context, args: &AuditArgs) -> anyhow::Result<Exit> {
         .as_deref()
         .map(|s| Millis::parse_rfc3339(s).map_err(|e| UsageError(format!("--since: {e}"))))
         .transpose()?;
-    let events = context.store().audit(&AuditFilter { teamspace_id, oid, since, limit: args.limit.into() }).await?;
+    let events = context
+        .store()
+        .audit(&AuditFilter { teamspace_id, oid, since, limit: args.limit.into(), ..AuditFilter::default() })
+        .await?;
     if args.format == Format::Json {
         print_json(&events)?;
         return Ok(Exit::Success);

@@ -7,7 +7,7 @@ use super::output::{cell, print_json, print_report, table, Format, ReportFormat}
 use super::{Context, Exit};
 use crate::domain::RunId;
 use crate::plan::ClaimChange;
-use crate::store::{MemberEffect, Outcome, PlannedChange, RunRecord};
+use crate::store::{MemberEffect, PlannedChange, RunRecord};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -103,7 +103,7 @@ struct ShownRun<'a> {
     #[serde(flatten)]
     run: &'a RunRecord,
     /// Where `changes` comes from: the stored plan, or the audit of what was applied.
-    changes_from: &'static str,
+    changes_from: crate::admin::runs::ChangesFrom,
     changes_total: u64,
     changes: &'a [PlannedChange],
 }
@@ -115,13 +115,7 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         0 => i64::MAX,
         n => i64::try_from(n).unwrap_or(i64::MAX),
     };
-    let (changes_from, shown, total) = if run.outcome.is(Outcome::Applied) {
-        let (changes, total) = applied_changes(context, run_id, limit).await?;
-        ("audit", changes, total)
-    } else {
-        let (changes, total) = context.store().planned_changes(run_id, limit).await?;
-        ("plan", changes, total)
-    };
+    let (shown, total, changes_from) = crate::admin::runs::changes(context.store(), &run, limit).await?;
     let shown = &shown[..];
     if args.format == Format::Json {
         print_json(&ShownRun { run: &run, changes_from, changes_total: total, changes: shown })?;
@@ -154,7 +148,7 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
     if let Some(held) = run.approves_run_id {
         outln!("  approves held run {held}");
     }
-    if run.outcome.is(Outcome::Aborted) && run.approved_by_run_id.is_none() {
+    if crate::admin::runs::is_held(&run) {
         outln!("  to apply this plan: c7sync runs approve {}", run.run_id);
     }
     if !shown.is_empty() {
@@ -176,22 +170,4 @@ async fn show(context: &Context, args: &ShowArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Success)
-}
-
-/// What an applied run changed, read back from its audit events.
-async fn applied_changes(context: &Context, run_id: RunId, limit: i64) -> anyhow::Result<(Vec<PlannedChange>, u64)> {
-    let (events, total) = context.store().audit_of_run(run_id, limit).await?;
-    let changes = events
-        .into_iter()
-        .map(|e| PlannedChange {
-            oid: e.oid,
-            claim: None,
-            member: e.action.into(),
-            email: e.email,
-            display_name: e.display_name,
-            previous_email: e.previous_email,
-            previous_display_name: e.previous_display_name,
-        })
-        .collect();
-    Ok((changes, total))
 }

@@ -1,5 +1,6 @@
 //! The daemon's HTTP surface: `/healthz` (the process is up), `/readyz` (the database
-//! answers), `/metrics`, SCIM under `/scim/v2`, and the read API under `/v1`.
+//! answers), `/metrics`, SCIM under `/scim/v2`, the API under `/v1` and the admin console
+//! under `/console` (where `/` leads).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +58,12 @@ pub fn router(state: AppState, scim: ScimState, api: Option<ApiState>) -> Router
         .with_state(state)
         .nest("/scim/v2", scim);
     if let Some(api) = api {
-        router = router.nest("/v1", crate::api::router(api));
+        let console = crate::console::router(crate::console::ConsoleState::new(api.clone()));
+        router = router
+            .nest("/v1", crate::api::router(api))
+            .nest("/console", console)
+            .route("/", get(|| async { axum::response::Redirect::to("/console") }))
+            .route("/console/", get(|| async { axum::response::Redirect::to("/console") }));
     }
     router.layer(middleware::from_fn(deadline::apply))
 }

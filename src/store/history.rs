@@ -106,6 +106,10 @@ pub struct AuditFilter {
     pub oid: Option<Oid>,
     /// Only events at or after this time.
     pub since: Option<Millis>,
+    /// Only events before this time.
+    pub until: Option<Millis>,
+    /// Only this source's (`kind` or `kind:id`, as runs name it).
+    pub source: Option<String>,
     /// At most this many, newest last.
     pub limit: i64,
 }
@@ -272,7 +276,9 @@ impl Store {
         let sql = format!(
             "SELECT * FROM ({AUDIT_COLUMNS} \
              WHERE ($1 IS NULL OR a.teamspace_id = $1) AND ($2 IS NULL OR a.oid = $2) AND ($3 IS NULL OR a.occurred_at >= $3) \
-             ORDER BY a.id DESC LIMIT $4) AS latest ORDER BY id"
+             AND ($5 IS NULL OR a.occurred_at < $5) AND ($6 IS NULL OR {} = $6) \
+             ORDER BY a.id DESC LIMIT $4) AS latest ORDER BY id",
+            source_label!()
         );
         let oid = filter.oid.map(|o| o.to_bytes().to_vec());
         on_pool!(&self.pool, pool => {
@@ -281,6 +287,8 @@ impl Store {
             .bind(oid)
             .bind(filter.since.map(|s| s.0))
             .bind(filter.limit)
+            .bind(filter.until.map(|u| u.0))
+            .bind(filter.source.as_deref())
             .fetch_all(pool)
             .await?;
         rows.iter().map(audit_of).collect()

@@ -124,6 +124,30 @@ impl Store {
         })
     }
 
+    /// A keyset page, in oid order after `after`, of the members whose email or display name
+    /// contains `text` (ignoring ASCII case). Pages stop as soon as they are full, so a common
+    /// term answers at once; a term few members have reads the teamspace once (no index on
+    /// emails: it would slow every bulk write for the sake of a console search).
+    pub async fn search_members(
+        &self,
+        teamspace_id: i64,
+        text: &str,
+        after: Option<Oid>,
+        limit: i64,
+    ) -> Result<Vec<MemberRecord>, StoreError> {
+        let sql = format!(
+            "{MEMBER_SELECT} WHERE m.teamspace_id = $1 AND m.oid > $2 \
+             AND (lower(m.email) LIKE $3 ESCAPE '\\' OR lower(coalesce(m.display_name, '')) LIKE $3 ESCAPE '\\') \
+             ORDER BY m.oid LIMIT $4"
+        );
+        let pattern = format!("%{}%", like_escaped(&text.to_ascii_lowercase()));
+        let after = after.map(|o| o.to_bytes().to_vec()).unwrap_or_default();
+        on_pool!(&self.pool, pool => {
+        let rows = sqlx::query(&sql).bind(teamspace_id).bind(after).bind(pattern).bind(limit).fetch_all(pool).await?;
+        rows.iter().map(member_of).collect()
+        })
+    }
+
     /// Every member, ordered by email, with the sources claiming each.
     pub async fn list_members(&self, teamspace_id: i64) -> Result<Vec<MemberRecord>, StoreError> {
         let sql = format!("{MEMBER_SELECT} WHERE m.teamspace_id = $1 ORDER BY lower(m.email), m.oid");
@@ -132,4 +156,16 @@ impl Store {
         rows.iter().map(member_of).collect()
         })
     }
+}
+
+/// `text` with LIKE's wildcards taken literally (each escaped with a backslash).
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

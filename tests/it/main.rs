@@ -9,6 +9,7 @@ mod cli_import;
 mod cli_members;
 mod cli_serve;
 mod concurrency;
+mod console;
 mod crash_runs;
 mod crash_scim;
 mod downstream;
