@@ -34,3 +34,13 @@ pub async fn create(
     let id = store.create_scim_token(teamspace_id, label, &hash, Millis::now()).await?;
     Ok(CreatedToken { id, value: token::format(id, &secret) })
 }
+
+/// Revokes token `id` of a teamspace; requests with it are refused within a second. A token of
+/// another teamspace is not found here: each teamspace's admin revokes only its own.
+pub async fn revoke(store: &Store, teamspace: &str, teamspace_id: i64, id: i64) -> Result<(), AdminError> {
+    if !store.list_scim_tokens(Some(teamspace_id)).await?.iter().any(|t| t.id == id) {
+        return Err(AdminError::NotFound(format!("{teamspace} has no SCIM token {id}")));
+    }
+    store.revoke_scim_token(id, Millis::now()).await?;
+    Ok(())
+}

@@ -13,7 +13,6 @@ use super::{bad_query, teamspace_id, ApiError, ApiState};
 use crate::admin::imports::{self, ImportRequest};
 use crate::admin::members::{self as manual, Added, NewMember};
 use crate::admin::scim_tokens;
-use crate::clock::Millis;
 use crate::config::CsvMode;
 use crate::domain::RunId;
 use crate::plan::preview::plan_preview;
@@ -104,13 +103,7 @@ pub(super) async fn import(
     };
     let contents = imports::read_upload(body.to_vec(), config.tenant_id, tab_separated).await?;
     let outcome = imports::run(&state.reconciler, &request, contents).await?;
-    let extra = serde_json::json!({
-        "mode": outcome.mode,
-        "applied_mode": outcome.applied_mode,
-        "summary": outcome.summary,
-        "skipped": outcome.skipped,
-        "invalid": outcome.invalid,
-    });
+    let extra = outcome.report_fields();
     let mut body = report_json(&outcome.report, extra);
     if outcome.rejected_for_invalid_rows {
         body["error"] = serde_json::json!({
@@ -175,11 +168,7 @@ pub(super) async fn revoke_scim_token(
     Path((teamspace, token)): Path<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
     let id = teamspace_id(&state, &teamspace)?;
-    let ours = state.store.list_scim_tokens(Some(id)).await?.iter().any(|t| t.id == token);
-    if !ours {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no SCIM token {token} in {teamspace}")));
-    }
-    state.store.revoke_scim_token(token, Millis::now()).await?;
+    scim_tokens::revoke(&state.store, &teamspace, id, token).await?;
     tracing::info!(teamspace, token_id = token, "SCIM token revoked through the API");
     Ok(StatusCode::NO_CONTENT)
 }

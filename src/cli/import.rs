@@ -119,13 +119,7 @@ fn read_input(args: &ImportArgs, tenant: crate::domain::TenantId) -> anyhow::Res
 }
 
 fn print_outcome(outcome: &ImportOutcome, format: ReportFormat) -> anyhow::Result<()> {
-    let extra = serde_json::json!({
-        "mode": outcome.mode,
-        "applied_mode": outcome.applied_mode,
-        "summary": outcome.summary,
-        "skipped": outcome.skipped,
-        "invalid": outcome.invalid,
-    });
+    let extra = outcome.report_fields();
     if format == ReportFormat::Text {
         let s = &outcome.summary;
         let format_name =

@@ -12,7 +12,6 @@ use super::session::Session;
 use super::{respond, teamspace, ConsoleError, ConsoleState, NoFields, Posted, Signed};
 use crate::admin::scim_tokens::{self, CreatedToken};
 use crate::admin::teamspaces::accepts_scim;
-use crate::clock::Millis;
 
 /// The Tenant URL: from `[server] public_url`, else from the address the browser used.
 fn tenant_url(state: &ConsoleState, headers: &HeaderMap) -> String {
@@ -138,14 +137,7 @@ pub(super) async fn revoke(
 ) -> Result<Response, ConsoleError> {
     let session = posted.session;
     let (_, id) = teamspace(&state, &name, &session)?;
-    let store = &state.api.store;
-    let wrap = |e: crate::store::StoreError| ConsoleError::from(e).with(&session);
-    if !store.list_scim_tokens(Some(id)).await.map_err(wrap)?.iter().any(|t| t.id == token) {
-        return Err(
-            ConsoleError::new(StatusCode::NOT_FOUND, format!("{name} has no SCIM token {token}.")).with(&session)
-        );
-    }
-    store.revoke_scim_token(token, Millis::now()).await.map_err(wrap)?;
+    scim_tokens::revoke(&state.api.store, &name, id, token).await.map_err(|e| ConsoleError::from(e).with(&session))?;
     tracing::info!(teamspace = name, token_id = token, "SCIM token revoked in the console");
     let notice = Notice::Done(format!("Token {token} revoked: Entra's requests with it are refused from now on."));
     scim_page(&state, &session, &name, &headers, None, Some(notice)).await

@@ -31,6 +31,19 @@ pub struct ImportOutcome {
     pub rejected_for_invalid_rows: bool,
 }
 
+impl ImportOutcome {
+    /// What an import adds to its run report in JSON (CLI `--format json` and the API).
+    pub fn report_fields(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode,
+            "applied_mode": self.applied_mode,
+            "summary": self.summary,
+            "skipped": self.skipped,
+            "invalid": self.invalid,
+        })
+    }
+}
+
 /// Runs one import of already-read contents. `request.details` is extended with the file facts.
 pub async fn import(
     reconciler: &Reconciler,

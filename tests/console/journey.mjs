@@ -85,6 +85,7 @@ try {
   await shot("import-dry-run");
   await page.getByRole("button", { name: "Apply" }).click();
   await expectText(page.locator("#result .badge"), "applied");
+  await expectText(page.locator("#upload-status"), "Uploaded and checked");
 
   step("invalid rows are listed by line");
   await page.getByLabel("CSV file").setInputFiles(file("broken.csv", csv(1, 3) + "nobody,not-a-guid,X\n"));

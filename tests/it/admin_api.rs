@@ -261,3 +261,45 @@ async fn every_write_route_is_in_the_openapi_document() {
         assert!(openapi["paths"][path][method].is_object(), "{method} {path} is documented");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_event_is_listed_and_retried_until_it_is_delivered() {
+    const SECRET_ENV: &str = "C7SYNC_TEST_WEBHOOK_SECRET";
+    const SECRET: &str = "whsec_admin_api_test";
+    let receiver = crate::support::receiver::Receiver::start(SECRET.as_bytes()).await;
+    receiver.state.lock().unwrap().always = Some(410);
+    let entra = FakeEntra::start().await;
+    let project = project(&entra);
+    let config = std::fs::read_to_string(project.path("c7sync.toml")).unwrap();
+    project.write_config(&format!(
+        "{config}\n[delivery]\nwebhook_url = \"{}\"\nsigning_secret_env = \"{SECRET_ENV}\"\n",
+        receiver.url()
+    ));
+    let daemon = Daemon::start(project.dir.path(), &[], &[(ADMIN_ENV, ADMIN), (SECRET_ENV, SECRET)]).await;
+    let api = Admin { daemon, client: reqwest::Client::new() };
+
+    let (status, _) = api.post("/v1/teamspaces/acme/members", json!({ "oid": ADA, "email": "ada@contoso.com" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let dead = loop {
+        let (_, body) = api.get("/v1/events?status=dead&teamspace=acme").await;
+        if let Some(event) = body["events"].as_array().and_then(|e| e.first()).cloned() {
+            break event;
+        }
+        assert!(std::time::Instant::now() < deadline, "the receiver's 410 never made the event dead");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead["oid"], ADA, "{dead}");
+    assert_eq!(dead["status"], "dead");
+
+    receiver.state.lock().unwrap().always = None;
+    let id = dead["id"].as_i64().unwrap();
+    let (status, retried) = api.post(&format!("/v1/events/{id}/retry"), json!({})).await;
+    assert_eq!((status, retried["status"].as_str()), (StatusCode::OK, Some("pending")), "{retried}");
+    while !receiver.ids().contains(&id) {
+        assert!(std::time::Instant::now() < deadline, "the retried event was never delivered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, delivered) = api.get("/v1/events?status=delivered").await;
+    assert!(delivered["events"].as_array().unwrap().iter().any(|e| e["id"] == id), "{delivered}");
+}

@@ -175,6 +175,10 @@ async fn sessions_and_csrf_tokens_guard_every_change() {
     assert!(page.contains("From"));
     let (status, _, _) = browser.get("/console/teamspaces/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, page) = browser.post("/console/delivery/999/retry", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only a dead event can be retried: {page}");
+    let (status, _, page) = browser.post("/console/runs/999/approve", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
 
     // Sign-out ends the session in the browser.
     let (status, location, _) = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
