@@ -172,9 +172,10 @@ fn report(outcome: &ImportOutcome, file_name: &str) -> Markup {
                 dt { "Duplicates collapsed" } dd { (s.duplicates) }
                 dt { "Disabled accounts skipped" } dd { (s.disabled) }
                 dt { "Invalid rows" } dd { (s.invalid_rows) }
-                dt { "Would add / added" } dd { (r.counts.added) }
-                dt { "Would remove / removed" } dd { (r.counts.removed) }
-                dt { "Would update / updated" } dd { (r.counts.updated) }
+                @let done = r.outcome == Outcome::Applied;
+                dt { (if done { "Added" } else { "Would add" }) } dd { (r.counts.added) }
+                dt { (if done { "Removed" } else { "Would remove" }) } dd { (r.counts.removed) }
+                dt { (if done { "Updated" } else { "Would update" }) } dd { (r.counts.updated) }
                 dt { "Unchanged" } dd { (r.counts.unchanged) }
             }
             @if outcome.mode != outcome.applied_mode {

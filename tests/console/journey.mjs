@@ -99,7 +99,12 @@ try {
   await page.getByRole("button", { name: "Apply" }).click();
   await expectText(page.locator("#result .badge"), "held");
   const heldId = await page.locator("#result-title a").textContent();
-  await page.getByRole("link", { name: heldId, exact: true }).click();
+  // The teamspaces page makes the held run stand out, and leads to it.
+  await page.getByRole("link", { name: "Teamspaces" }).click();
+  const held = page.getByRole("alert").filter({ hasText: "held for approval" });
+  await held.waitFor();
+  await shot("teamspaces-held");
+  await held.getByRole("link", { name: heldId, exact: true }).click();
   const removals = page.getByRole("table", { name: "Who would be removed" });
   await removals.getByRole("cell", { name: "dev4@contoso.com", exact: true }).waitFor();
   assert.equal(await removals.getByRole("cell", { name: "ada@contoso.com", exact: true }).count(), 0,
