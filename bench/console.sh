@@ -3,8 +3,10 @@
 # MEMBERS members, the time `c7sync serve` takes to answer a signed-in browser's requests for a
 # teamspace's members page — the first page, a page deep in the keyset, a search for an exact
 # object id, for a term many members share and for a term one member has — as curl measures
-# them (median of ROUNDS, back to back, the first request of each kind included).
-# Needs: python3, curl. usage: bench/console.sh [MEMBERS] [ROUNDS]
+# them (median of ROUNDS, back to back, the first request of each kind included). Then the
+# same file's dry-run re-import through the write API (the console's upload path) beside
+# `c7sync import --dry-run`, back to back, once each per round.
+# Needs: python3, curl, bc. usage: bench/console.sh [MEMBERS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -60,3 +62,16 @@ measure "search: an exact object id" "/console/teamspaces/bench?q=$middle_oid"
 measure "search: a common term (\"developer1\")" "/console/teamspaces/bench?q=developer1"
 measure "search: one member's email" "/console/teamspaces/bench?q=$rare_email"
 measure "search: no match" "/console/teamspaces/bench?q=nobody-here"
+
+echo "dry-run re-import of the same $MEMBERS rows (all unchanged), $ROUNDS rounds, median"
+api=() cli=()
+for _ in $(seq "$ROUNDS"); do
+  api+=("$(curl -s -o api.json -w '%{time_total}' -H "Authorization: Bearer $C7SYNC_ADMIN_TOKEN" \
+    -H 'content-type: text/csv' --data-binary @members.csv "$base/v1/teamspaces/bench/imports?dry_run=true")")
+  start=$(date +%s.%N)
+  "$root/target/release/c7sync" import members.csv --teamspace bench --dry-run >/dev/null
+  cli+=("$(echo "$(date +%s.%N) - $start" | bc)")
+done
+grep -q '"outcome":"dry_run"' api.json || { echo "the API import did not answer a dry run:"; head -c 300 api.json; exit 1; }
+printf '  POST /v1/teamspaces/bench/imports (upload)  median %6.2f s\n' "$(printf '%s\n' "${api[@]}" | median)"
+printf '  c7sync import --dry-run (file on disk)       median %6.2f s\n' "$(printf '%s\n' "${cli[@]}" | median)"

@@ -37,10 +37,13 @@ impl ImportRequest<'_> {
 
 /// Reads an uploaded file held in memory, off the async threads (a big file takes seconds).
 /// A tab-separated file is detected by its header unless `tab_separated` says so.
-pub async fn read_upload(body: Vec<u8>, tenant: TenantId, tab_separated: bool) -> Result<CsvContents, AdminError> {
+pub async fn read_upload<B>(body: B, tenant: TenantId, tab_separated: bool) -> Result<CsvContents, AdminError>
+where
+    B: AsRef<[u8]> + Send + 'static,
+{
     let read = tokio::task::spawn_blocking(move || {
         let options = ReadOptions { tenant, tab_separated, on_progress: None };
-        csv::read(&body[..], options)
+        csv::read(body.as_ref(), options)
     })
     .await
     .map_err(|e| AdminError::Conflict(format!("reading the file stopped: {e}")))?;

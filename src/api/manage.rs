@@ -99,9 +99,9 @@ pub(super) async fn import(
         mode: query.mode.unwrap_or(CsvMode::Merge),
         options: RunOptions { dry_run: query.dry_run, allow_mass_removal: query.allow_mass_removal },
         skip_invalid: query.skip_invalid,
-        origin: serde_json::json!({ "file": "upload", "bytes": body.len() }),
+        origin: serde_json::json!({ "file": "upload", "bytes": body.len(), "via": "api" }),
     };
-    let contents = imports::read_upload(body.to_vec(), config.tenant_id, tab_separated).await?;
+    let contents = imports::read_upload(body, config.tenant_id, tab_separated).await?;
     let outcome = imports::run(&state.reconciler, &request, contents).await?;
     let extra = outcome.report_fields();
     let mut body = report_json(&outcome.report, extra);

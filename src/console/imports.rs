@@ -71,7 +71,7 @@ struct Upload {
     source: String,
     skip_invalid: bool,
     dry_run: bool,
-    file: Option<(String, Vec<u8>)>,
+    file: Option<(String, axum::body::Bytes)>,
 }
 
 async fn read_form(state: &ConsoleState, session: &Session, mut multipart: Multipart) -> Result<Upload, ConsoleError> {
@@ -93,7 +93,7 @@ async fn read_form(state: &ConsoleState, session: &Session, mut multipart: Multi
             check_csrf(state, session, &upload.csrf)?;
             let file_name = field.file_name().unwrap_or("upload").to_owned();
             let bytes = field.bytes().await.map_err(|e| bad(format!("The file did not arrive whole: {e}")))?;
-            upload.file = Some((file_name, bytes.to_vec()));
+            upload.file = Some((file_name, bytes));
             continue;
         }
         let value = field.text().await.map_err(|e| bad(format!("The field {name} is not text: {e}")))?;
