@@ -1,7 +1,29 @@
 //! What a run changed or would change: an applied run's audit events, or the stored plan of
 //! any other (a dry run, a held run, a failed one).
 
+use serde::Serialize;
+
+use crate::plan::preview::{plan_preview, PreviewRow};
+use crate::reconcile::RunReport;
 use crate::store::{Outcome, PlannedChange, RunRecord, Store, StoreError};
+
+/// A run report as `--format json` prints it and the API answers it: the report, the fields the
+/// caller adds (`extra`, an object or a struct), and the first changes of its plan.
+#[derive(Serialize)]
+pub struct ReportJson<'a, E: Serialize> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    #[serde(flatten)]
+    extra: E,
+    changes: Vec<PreviewRow<'a>>,
+}
+
+impl<'a, E: Serialize> ReportJson<'a, E> {
+    /// `report` with `extra` and its plan's preview.
+    pub fn new(report: &'a RunReport, extra: E) -> Self {
+        ReportJson { report, extra, changes: plan_preview(&report.plan.changes) }
+    }
+}
 
 /// Where a run's changes were read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -12,25 +12,15 @@ use serde::Deserialize;
 use super::{bad_query, teamspace_id, ApiError, ApiState};
 use crate::admin::imports::{self, ImportRequest};
 use crate::admin::members::{self as manual, Added, NewMember};
+use crate::admin::runs::ReportJson;
 use crate::admin::scim_tokens;
 use crate::config::CsvMode;
 use crate::domain::RunId;
-use crate::plan::preview::plan_preview;
-use crate::reconcile::{RunOptions, RunReport};
+use crate::reconcile::RunOptions;
 use crate::store::{DeliveryStatus, EventFilter};
 
 /// The largest CSV body an import accepts: 1M rows of our format are about 80 MB.
 pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
-
-/// A run report as JSON, with the first changes of its plan (what `--format json` prints).
-pub(crate) fn report_json(report: &RunReport, extra: serde_json::Value) -> serde_json::Value {
-    let mut body = serde_json::to_value(report).unwrap_or_default();
-    if let (Some(object), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        object.extend(extra);
-        object.insert("changes".into(), serde_json::json!(plan_preview(&report.plan.changes)));
-    }
-    body
-}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct MemberBody {
@@ -49,19 +39,19 @@ pub(super) async fn add_member(
     let member = NewMember { oid: &body.oid, email: &body.email, display_name: body.display_name.as_deref() };
     let (oid, added, report) = manual::add(&state.reconciler, &teamspace, member).await?;
     let status = if added == Added::Added { StatusCode::CREATED } else { StatusCode::OK };
-    let body = report_json(&report, serde_json::json!({ "oid": oid, "result": added }));
+    let body = ReportJson::new(&report, serde_json::json!({ "oid": oid, "result": added }));
     Ok((status, Json(body)).into_response())
 }
 
 pub(super) async fn remove_member(
     State(state): State<ApiState>,
     Path((teamspace, oid)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = teamspace_id(&state, &teamspace)?;
     let (oid, removed, report) = manual::remove(&state.reconciler, &teamspace, id, &oid).await?;
     let mut extra = serde_json::to_value(&removed).unwrap_or_default();
     extra["oid"] = serde_json::json!(oid);
-    Ok(Json(report_json(&report, extra)))
+    Ok(Json(ReportJson::new(&report, extra)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,27 +93,23 @@ pub(super) async fn import(
     };
     let contents = imports::read_upload(body, config.tenant_id, tab_separated).await?;
     let outcome = imports::run(&state.reconciler, &request, contents).await?;
-    let extra = outcome.report_fields();
-    let mut body = report_json(&outcome.report, extra);
-    if outcome.rejected_for_invalid_rows {
-        body["error"] = serde_json::json!({
-            "code": "invalid_rows",
-            "message": format!(
-                "{} invalid row(s); nothing was applied (fix them, or pass skip_invalid=true to apply the valid rows)",
-                outcome.invalid.len()
-            ),
-        });
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+    let mut extra = outcome.report_fields();
+    if !outcome.rejected_for_invalid_rows {
+        return Ok(Json(ReportJson::new(&outcome.report, extra)).into_response());
     }
-    Ok(Json(body).into_response())
+    extra["error"] = serde_json::json!({
+        "code": "invalid_rows",
+        "message": format!(
+            "{} invalid row(s); nothing was applied (fix them, or pass skip_invalid=true to apply the valid rows)",
+            outcome.invalid.len()
+        ),
+    });
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(ReportJson::new(&outcome.report, extra))).into_response())
 }
 
-pub(super) async fn approve(
-    State(state): State<ApiState>,
-    Path(run_id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn approve(State(state): State<ApiState>, Path(run_id): Path<i64>) -> Result<Response, ApiError> {
     let report = state.reconciler.approve(RunId(run_id)).await?;
-    Ok(Json(report_json(&report, serde_json::json!({ "approves_run_id": run_id }))))
+    Ok(Json(ReportJson::new(&report, serde_json::json!({ "approves_run_id": run_id }))).into_response())
 }
 
 pub(super) async fn scim_tokens(

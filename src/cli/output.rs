@@ -7,7 +7,8 @@ use clap::ValueEnum;
 use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::plan::preview::{plan_preview, PreviewRow};
+use crate::admin::runs::ReportJson;
+use crate::plan::preview::plan_preview;
 use crate::reconcile::RunReport;
 
 /// `--format` for listings.
@@ -62,21 +63,12 @@ pub fn cell(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
 
-#[derive(Serialize)]
-struct JsonReport<'a, E: Serialize> {
-    #[serde(flatten)]
-    report: &'a RunReport,
-    #[serde(flatten)]
-    extra: E,
-    changes: Vec<PreviewRow<'a>>,
-}
-
 /// Prints a run report; `extra` adds command-specific fields to the JSON (and is ignored in text).
 pub fn print_report<E: Serialize>(report: &RunReport, format: ReportFormat, extra: E) -> anyhow::Result<()> {
-    let preview = plan_preview(&report.plan.changes);
     if format == ReportFormat::Json {
-        return print_json_line(&JsonReport { report, extra, changes: preview });
+        return print_json_line(&ReportJson::new(report, extra));
     }
+    let preview = plan_preview(&report.plan.changes);
     let c = report.counts;
     let verb = match report.outcome {
         crate::store::Outcome::Applied => "applied",
