@@ -60,7 +60,6 @@ pub async fn list(store: &Store, teamspaces: &[TeamspaceConfig]) -> Result<Vec<T
     for config in teamspaces {
         let Some(at) = summaries.iter().position(|s| s.name == config.name.as_str()) else { continue };
         let summary = summaries.swap_remove(at);
-        let id = store.teamspace(config.name.as_str()).await?.id;
         let mut sources: Vec<SourceView> = config
             .sources
             .iter()
@@ -76,8 +75,12 @@ pub async fn list(store: &Store, teamspaces: &[TeamspaceConfig]) -> Result<Vec<T
                 None => sources.push(SourceView { source: state.source.clone(), schedule: None, state: Some(state) }),
             }
         }
-        let held_runs =
-            store.list_runs(Some(id), HELD_RUNS_SCANNED).await?.into_iter().filter(super::runs::is_held).collect();
+        let held_runs = store
+            .list_runs(Some(summary.id), HELD_RUNS_SCANNED)
+            .await?
+            .into_iter()
+            .filter(super::runs::is_held)
+            .collect();
         views.push(TeamspaceView {
             name: summary.name,
             tenant: TenantView {

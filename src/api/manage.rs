@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::{bad_query, teamspace_id, ApiError, ApiState};
+use super::{bad_query, configured, teamspace_id, ApiError, ApiState};
 use crate::admin::imports::{self, ImportRequest};
 use crate::admin::members::{self as manual, Added, NewMember};
 use crate::admin::runs::ReportJson;
@@ -74,11 +74,7 @@ pub(super) async fn import(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
-    teamspace_id(&state, &teamspace)?;
-    let config = state
-        .config
-        .teamspace(&teamspace)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", e.to_string()))?;
+    let (config, _) = configured(&state, &teamspace)?;
     let tab_separated = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -132,11 +128,7 @@ pub(super) async fn create_scim_token(
     Path(teamspace): Path<String>,
     body: Option<Json<TokenBody>>,
 ) -> Result<Response, ApiError> {
-    let id = teamspace_id(&state, &teamspace)?;
-    let config = state
-        .config
-        .teamspace(&teamspace)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", e.to_string()))?;
+    let (config, id) = configured(&state, &teamspace)?;
     let label = body.map(|Json(b)| b.label).unwrap_or_default();
     let created = scim_tokens::create(&state.store, config, id, &label).await?;
     tracing::info!(teamspace, token_id = created.id, "SCIM token created through the API");

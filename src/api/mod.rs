@@ -62,6 +62,11 @@ impl ApiState {
         ApiState { store, admin_token, teamspaces: Arc::new(teamspaces), members, tokens, reconciler, config }
     }
 
+    /// A configured teamspace and its row id.
+    pub fn configured(&self, name: &str) -> Option<(&crate::config::TeamspaceConfig, i64)> {
+        Some((self.config.teamspace(name).ok()?, *self.teamspaces.get(name)?))
+    }
+
     /// The admin token's hash, when the admin API is on.
     pub fn admin_token(&self) -> Option<&crate::secret::SecretHash> {
         self.admin_token.as_ref()
@@ -218,6 +223,13 @@ fn teamspace_id(state: &ApiState, name: &str) -> Result<i64, ApiError> {
         .teamspaces
         .get(name)
         .copied()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", format!("no teamspace `{name}`")))
+}
+
+/// A configured teamspace and its row id, or 404.
+fn configured<'a>(state: &'a ApiState, name: &str) -> Result<(&'a crate::config::TeamspaceConfig, i64), ApiError> {
+    state
+        .configured(name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", format!("no teamspace `{name}`")))
 }
 

@@ -4,18 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, ApiState};
+use super::{configured, ApiError, ApiState};
 use crate::admin::teamspaces;
-use crate::config::TeamspaceConfig;
-
-fn configured<'a>(state: &'a ApiState, name: &str) -> Result<&'a TeamspaceConfig, ApiError> {
-    state
-        .config
-        .teamspaces
-        .iter()
-        .find(|t| t.name.as_str() == name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "teamspace_not_found", format!("no teamspace `{name}`")))
-}
 
 pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let views = teamspaces::list(&state.store, &state.config.teamspaces).await?;
@@ -26,7 +16,7 @@ pub(super) async fn get(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let config = configured(&state, &name)?;
+    let (config, _) = configured(&state, &name)?;
     let mut views = teamspaces::list(&state.store, std::slice::from_ref(config)).await?;
     let view = views
         .pop()
@@ -38,7 +28,7 @@ pub(super) async fn test(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let config = configured(&state, &name)?;
+    let (config, _) = configured(&state, &name)?;
     let (authority, result) = teamspaces::test_connection(config).await;
     Ok(Json(match result {
         Ok(found) => serde_json::json!({ "ok": true, "teamspace": name, "discovery": found }),

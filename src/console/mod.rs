@@ -222,9 +222,7 @@ fn teamspace<'a>(
     name: &str,
     session: &Session,
 ) -> Result<(&'a crate::config::TeamspaceConfig, i64), ConsoleError> {
-    let config = state.api.config.teamspaces.iter().find(|t| t.name.as_str() == name);
-    match (config, state.api.teamspaces.get(name)) {
-        (Some(config), Some(id)) => Ok((config, *id)),
-        _ => Err(ConsoleError::new(StatusCode::NOT_FOUND, format!("There is no teamspace `{name}`.")).with(session)),
-    }
+    state.api.configured(name).ok_or_else(|| {
+        ConsoleError::new(StatusCode::NOT_FOUND, format!("There is no teamspace `{name}`.")).with(session)
+    })
 }

@@ -117,6 +117,9 @@ pub struct AuditFilter {
 /// A teamspace with its member count and the last run of each source.
 #[derive(Debug, Clone, Serialize)]
 pub struct TeamspaceSummary {
+    /// Row id (not shown: ids are this database's, not the teamspace's name).
+    #[serde(skip)]
+    pub id: i64,
     /// Slug.
     pub name: String,
     /// Tenant id.
@@ -342,6 +345,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
             summaries.push(TeamspaceSummary {
+                id,
                 name: row.field("name")?,
                 tenant_id: row.field("tenant_id")?,
                 members: row.field::<i64>("members")?.unsigned_abs(),
