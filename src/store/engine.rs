@@ -77,7 +77,10 @@ impl Pool {
     }
 
     pub(super) async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Pool::Sqlite(pool) => super::sqlite::close(pool).await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
