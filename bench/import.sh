@@ -33,8 +33,9 @@ if [ -n "$server" ]; then
 else
   command -v sqlite3 >/dev/null || { echo "bench needs sqlite3 (apt-get install sqlite3)"; exit 2; }
 fi
-cargo build --release --quiet
-bin=$PWD/target/release/c7sync
+# C7SYNC_BIN=path measures that build instead (to compare two builds back to back).
+if [ -z "${C7SYNC_BIN:-}" ]; then cargo build --release --quiet; fi
+bin=${C7SYNC_BIN:-$PWD/target/release/c7sync}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp samples/c7sync.toml "$work/"

@@ -22,6 +22,8 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 cargo build --release --quiet --bin c7sync --example token_bench
+# C7SYNC_BIN=path measures that build of c7sync instead (to compare two builds back to back).
+bin="${C7SYNC_BIN:-$root/target/release/c7sync}"
 echo "signing $TOKENS tokens for the cold run..."
 "$root/target/release/examples/token_bench" fake "$TENANT" "$AUDIENCE" 1000 "$TOKENS" "$work" >"$work/authority" &
 pids+=($!)
@@ -34,8 +36,8 @@ tenant_id = "$TENANT"
 audience = "$AUDIENCE"
 authority_url = "$(cat "$work/authority")"
 TOML
-(cd "$work" && "$root/target/release/c7sync" import members.csv --teamspace bench >/dev/null)
-(cd "$work" && RUST_LOG=warn exec "$root/target/release/c7sync" serve --listen "127.0.0.1:$PORT") &
+(cd "$work" && "$bin" import members.csv --teamspace bench >/dev/null)
+(cd "$work" && RUST_LOG=warn exec "$bin" serve --listen "127.0.0.1:$PORT") &
 pids+=($!)
 url="http://127.0.0.1:$PORT/v1/teamspaces/bench/authorize"
 until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.2; done
