@@ -234,8 +234,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
     }
     let context = Context::load(cli).await?;
     let outcome = run_command(cli, &context).await;
-    // Closing the last connection checkpoints the WAL into the database and removes it, so the
-    // command that wrote pays for its own writes, not whichever command comes next.
+    // Closing the store checkpoints the WAL into the database and truncates it, so the command
+    // that wrote pays for its own writes, not whichever command comes next.
     context.store().close().await;
     outcome
 }

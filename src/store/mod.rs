@@ -297,8 +297,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, waiting for those in use. SQLite checkpoints the WAL when its
-    /// last connection closes, so a command that wrote leaves no WAL behind for the next one.
+    /// Closes every connection, waiting for those in use. On SQLite it first checkpoints the WAL
+    /// and truncates it, so a command that wrote leaves no WAL behind for the next one.
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -29,13 +29,13 @@ pub(super) async fn close(pool: &SqlitePool) {
     if let Ok(mut connection) = pool.acquire().await {
         let checkpoint = async {
             sqlx::query("PRAGMA busy_timeout = 1000").execute(&mut *connection).await?;
-            let (busy, frames, done): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *connection).await?;
-            Ok::<_, sqlx::Error>((busy, frames, done))
+            sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *connection).await
         };
         match checkpoint.await {
             Ok((0, _, _)) => {}
-            Ok((_, frames, done)) => tracing::debug!(frames, done, "WAL checkpoint waited on a reader; left to SQLite"),
+            Ok((_, frames, done)) => {
+                tracing::debug!(frames, done, "WAL checkpoint stopped short of a reader; left to SQLite")
+            }
             Err(error) => tracing::debug!(%error, "WAL checkpoint before closing failed; left to SQLite"),
         }
         // Its busy timeout is changed: it must not go back into the pool for reuse.
