@@ -376,6 +376,35 @@ async fn plans_larger_than_a_statement_chunk_write_every_row() {
     assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
 }
 
+/// PostgreSQL writes a plan 50,000 rows at a time; a plan of more is written whole, its
+/// events in plan order, and a held one is kept whole for approval (on SQLite, the same).
+#[tokio::test]
+async fn plans_larger_than_a_round_of_statements_are_written_and_held_whole() {
+    const ROWS: u128 = 60_001;
+    let db = temp_db_with(MaxRemovals::Count(10)).await;
+    let first = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..ROWS)).await.unwrap();
+    assert_eq!((first.outcome, first.counts.added), (Outcome::Applied, ROWS as u64));
+    let events: Vec<Vec<u8>> = sqlx::query_scalar("SELECT oid FROM audit_events WHERE run_id = $1 ORDER BY id")
+        .bind(first.run_id.0)
+        .fetch_all(&inspect(db.store()).await)
+        .await
+        .unwrap();
+    let planned: Vec<Vec<u8>> = (0..ROWS).map(|n| oid(n).to_bytes().to_vec()).collect();
+    assert!(events == planned, "{} events, not one per member in plan order", events.len());
+    assert_eq!(count(db.store(), "outbox").await, ROWS as i64);
+
+    let held = db.reconciler.run(&request("acme", "csv:hr"), snapshot(ROWS..ROWS + 1)).await.unwrap();
+    assert_eq!(held.outcome, Outcome::Aborted);
+    let (kept, total) = db.store().planned_changes(held.run_id, i64::MAX).await.unwrap();
+    assert_eq!((kept.len() as u64, total), (ROWS as u64 + 1, ROWS as u64 + 1));
+    assert!(kept.windows(2).all(|w| w[0].oid < w[1].oid), "the held plan keeps its order");
+    let approved = db.reconciler.approve(held.run_id).await.unwrap();
+    assert_eq!((approved.counts.added, approved.counts.removed), (1, ROWS as u64));
+    let acme = db.store().teamspace("acme").await.unwrap();
+    assert_eq!(db.store().count_members(acme.id).await.unwrap(), 1);
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_savepoint_undoes_one_part_of_a_write_and_keeps_the_rest() {
     use c7sync::clock::Millis;

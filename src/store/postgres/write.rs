@@ -1,18 +1,24 @@
 //! A plan's rows on PostgreSQL: each kind of row in one statement fed whole columns as arrays
-//! (`UNNEST`), so a million-member import is a handful of round trips. Audit ids come from
-//! the `audit_event_ids` sequence, which replicas writing at once never share.
+//! (`UNNEST`), [`ARRAY_CHUNK_ROWS`] plan rows at a time, so a million-member import is a few
+//! hundred round trips and never holds a million-element array. Audit ids come from the
+//! `audit_event_ids` sequence, which replicas writing at once never share.
 
 use std::collections::HashMap;
 
 use sqlx::{Postgres, Transaction};
 
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
-use crate::plan::{Attributes, ClaimChange, MemberChange, Plan};
+use crate::plan::{Attributes, Change, ClaimChange, MemberChange, Plan};
 use crate::store::apply::{claim_word, previous, recorded, RunStamp};
 use crate::store::words::{AuditAction, MemberEffect};
 use crate::store::StoreError;
 
 type PgTx = Transaction<'static, Postgres>;
+
+/// Plan rows per round of statements. Binding whole columns of a million-row plan held all of
+/// them at once as arrays (888 MiB for a first import); at this size the arrays of one round
+/// are a few megabytes and the round trips still cost little beside the rows' own writes.
+const ARRAY_CHUNK_ROWS: usize = 50_000;
 
 /// Members written or changed, one array per column.
 #[derive(Default)]
@@ -47,17 +53,28 @@ struct EventColumns {
 }
 
 /// The claim, member, audit and outbox rows of one plan; returns the lowest and highest audit
-/// id written, if any.
+/// id written, if any. Each member appears once in a plan, so its rounds are independent;
+/// ids drawn in a later round are higher, so events stay in plan order.
 pub(in crate::store) async fn members(
     tx: &mut PgTx,
     stamp: RunStamp,
     plan: &Plan,
 ) -> Result<Option<(i64, i64)>, StoreError> {
+    let mut range: Option<(i64, i64)> = None;
+    for changes in plan.changes.chunks(ARRAY_CHUNK_ROWS) {
+        if let Some((first, last)) = members_round(tx, stamp, changes).await? {
+            range = Some(range.map_or((first, last), |(low, high)| (low.min(first), high.max(last))));
+        }
+    }
+    Ok(range)
+}
+
+async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Result<Option<(i64, i64)>, StoreError> {
     let RunStamp { teamspace_id, source_id, run_id, now } = stamp;
     let (mut gained, mut dropped, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut added, mut updated, mut events) =
         (MemberColumns::default(), MemberColumns::default(), EventColumns::default());
-    for change in &plan.changes {
+    for change in changes {
         let oid = change.oid.to_bytes().to_vec();
         match change.claim {
             ClaimChange::Gain => gained.push(oid.clone()),
@@ -188,14 +205,24 @@ pub(in crate::store) async fn members(
 
 /// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
 pub(in crate::store) async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
-    if plan.changes.is_empty() {
-        return Ok(());
+    for (round, changes) in plan.changes.chunks(ARRAY_CHUNK_ROWS).enumerate() {
+        planned_changes_round(tx, run_id, (round * ARRAY_CHUNK_ROWS) as i64, changes).await?;
     }
-    let rows = plan.changes.len();
+    Ok(())
+}
+
+/// `changes` start at position `first_seq` of the plan.
+async fn planned_changes_round(
+    tx: &mut PgTx,
+    run_id: RunId,
+    first_seq: i64,
+    changes: &[Change],
+) -> Result<(), StoreError> {
+    let rows = changes.len();
     let (mut oids, mut claims, mut effects) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::new());
     let (mut emails, mut names) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let (mut previous_emails, mut previous_names) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-    for change in &plan.changes {
+    for change in changes {
         let attributes = recorded(change)?;
         let (previous_email, previous_name) = previous(change);
         oids.push(change.oid.to_bytes().to_vec());
@@ -209,7 +236,7 @@ pub(in crate::store) async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan
     sqlx::query(
         "INSERT INTO planned_changes (run_id, seq, oid, claim, member, email, display_name, previous_email, \
              previous_display_name) \
-         SELECT $1, u.n - 1, u.oid, u.claim, u.member, u.email, u.name, u.previous_email, u.previous_name \
+         SELECT $1, $9 + u.n - 1, u.oid, u.claim, u.member, u.email, u.name, u.previous_email, u.previous_name \
          FROM UNNEST($2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
              WITH ORDINALITY AS u(oid, claim, member, email, name, previous_email, previous_name, n)",
     )
@@ -221,6 +248,7 @@ pub(in crate::store) async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan
     .bind(&names)
     .bind(&previous_emails)
     .bind(&previous_names)
+    .bind(first_seq)
     .execute(&mut **tx)
     .await?;
     Ok(())
