@@ -87,11 +87,11 @@ for line in open(sys.argv[1]):
     results.setdefault(name, []).append((float(seconds), int(kb)))
 ref = statistics.median(s for s, _ in results["ref"])
 print(f"\n{sys.argv[2]} rows, median of {len(results['ref'])} rounds")
-print(f"{'case':8} {'seconds':>8} {'ratio':>6} {'peak MB':>8}")
+print(f"{'case':8} {'seconds':>8} {'ratio':>6} {'peak MiB':>9} {'peak MB':>8}")
 for name in ["ref", "first", "repeat", "replan", "merge", "remerge"]:
     seconds = statistics.median(s for s, _ in results[name])
-    peak = max(kb for _, kb in results[name]) / 1024
-    print(f"{name:8} {seconds:8.2f} {seconds / ref:6.2f} {peak:8.0f}")
+    peak_kib = max(kb for _, kb in results[name])
+    print(f"{name:8} {seconds:8.2f} {seconds / ref:6.2f} {peak_kib / 1024:9.0f} {peak_kib * 1.024 / 1000:8.0f}")
 PY
 if [ -n "$server" ]; then
   psql -At "$server/postgres" -c "SHOW server_version" | sed 's/^/reference PostgreSQL /'

@@ -1,13 +1,16 @@
-//! The reconcile core, the one path by which members change: load the current state, plan,
-//! guard, then apply (or record a dry run / held plan), in one write transaction.
+//! The reconcile core, the one path by which members change: plan against the current state
+//! (read page by page, joined with the input as it comes), guard, then apply (or record a dry
+//! run / held plan), in one write transaction.
 
 use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::domain::{DisplayName, Oid, RunId, SourceKind, SourceName, Trigger};
 use crate::plan::guard::{self, GuardInput};
-use crate::plan::{merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Plan, Planner};
-use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError, TeamspaceRecord};
+use crate::plan::{
+    merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Joined, Plan, Planner, SourceKey,
+};
+use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError, TeamspaceRecord, WriteSession};
 
 /// Delta batches naming more members than this load the whole teamspace.
 const WHOLE_TEAMSPACE_ABOVE: usize = 20_000;
@@ -230,10 +233,11 @@ impl Reconciler {
         approves: Option<(RunId, i64)>,
     ) -> Result<RunReport, ReconcileError> {
         let Locked { mut session, locking_at: started_at } = locked;
-        let (is_snapshot, snapshot_len, oids) = match &desired {
-            Desired::Snapshot(claims) => (true, claims.len() as u64, Vec::new()),
-            Desired::Deltas(deltas) => (false, 0, deltas.iter().map(delta_oid).collect::<Vec<Oid>>()),
+        let (is_snapshot, input_len) = match &desired {
+            Desired::Snapshot(claims) => (true, claims.len() as u64),
+            Desired::Deltas(deltas) => (false, deltas.len() as u64),
         };
+        let snapshot_len = if is_snapshot { input_len } else { 0 };
         // Everything from here to the commit sees one consistent state: the session holds
         // the database's write lock.
         let source = session.ensure_source(&request.source, started_at).await?;
@@ -257,36 +261,30 @@ impl Reconciler {
         let (plan, weighed) = if unchanged_snapshot {
             tracing::debug!("input unchanged since this source last applied it; nothing to plan");
             phases.locked = Millis::now();
-            (phases.loaded, phases.planned) = (phases.locked, phases.locked);
-            let len = if is_snapshot { snapshot_len } else { oids.len() as u64 };
-            let plan = Plan { changes: Vec::new(), unchanged: len };
+            (phases.sorted, phases.loaded, phases.planned) = (phases.locked, phases.locked, phases.locked);
+            let plan = Plan { changes: Vec::new(), unchanged: input_len };
             (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, snapshot_len, 0))
         } else if let Some(diff) = over_base {
             tracing::debug!(changes = diff.deltas.len(), "planning the snapshot as its difference from the last one");
-            let oids: Vec<Oid> = diff.deltas.iter().map(delta_oid).collect();
-            let scope = if oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
+            let keyed = keyed_oids(&diff.deltas);
+            let scope = keyed.as_deref().map_or(Scope::All, Scope::Oids);
             phases.locked = Millis::now();
-            let current = session.load_current(scope).await?;
-            phases.loaded = Millis::now();
-            let mut plan =
-                Planner::new(source.id, session.source_kinds().await?).plan(Desired::Deltas(diff.deltas), &current);
+            let (mut plan, _) =
+                plan_by_join(&mut session, source.id, Desired::Deltas(diff.deltas), scope, &mut phases).await?;
             plan.unchanged += diff.same;
-            phases.planned = Millis::now();
             session.resolve_attributes(&mut plan).await?;
             let members = session.count_members().await?;
             (plan, guard_input(request, &teamspace, true, snapshot_len, diff.base_len, members))
         } else {
-            // Large delta batches (a merge import) read the whole teamspace in one ordered scan
-            // rather than thousands of keyed look-ups.
-            let scope = if is_snapshot || oids.len() > WHOLE_TEAMSPACE_ABOVE { Scope::All } else { Scope::Oids(&oids) };
+            let keyed = match &desired {
+                Desired::Deltas(deltas) => keyed_oids(deltas),
+                Desired::Snapshot(_) => None,
+            };
+            let scope = keyed.as_deref().map_or(Scope::All, Scope::Oids);
             phases.locked = Millis::now();
-            let current = session.load_current(scope).await?;
-            phases.loaded = Millis::now();
-            let mut plan = Planner::new(source.id, session.source_kinds().await?).plan(desired, &current);
-            phases.planned = Millis::now();
+            let (mut plan, joined) = plan_by_join(&mut session, source.id, desired, scope, &mut phases).await?;
             session.resolve_attributes(&mut plan).await?;
-            let claimed = current.iter().filter(|m| m.claims.contains(&source.id)).count() as u64;
-            (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, claimed, current.len() as u64))
+            (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, joined.claimed, joined.members))
         };
         let verdict = guard::check(&plan, weighed);
 
@@ -442,6 +440,31 @@ fn base_diff(
     }
 }
 
+/// Plans `desired` against the members in `scope`, joined page by page as they are read.
+async fn plan_by_join(
+    session: &mut WriteSession,
+    source: SourceKey,
+    desired: Desired,
+    scope: Scope<'_>,
+    phases: &mut Phases,
+) -> Result<(Plan, Joined), ReconcileError> {
+    let planner = Planner::new(source, session.source_kinds().await?);
+    let mut planning = planner.start(desired);
+    phases.sorted = Millis::now();
+    session.read_current(scope, |page| planning.join(page)).await?;
+    phases.loaded = Millis::now();
+    let planned = planning.finish();
+    phases.planned = Millis::now();
+    Ok(planned)
+}
+
+/// The oids of a delta batch small enough to look up one by one. Larger batches (a merge
+/// import) read the whole teamspace in one ordered scan instead of thousands of keyed
+/// look-ups, and so need no list of their oids (16 MB at a million).
+fn keyed_oids(deltas: &[Delta]) -> Option<Vec<Oid>> {
+    (deltas.len() <= WHOLE_TEAMSPACE_ABOVE).then(|| deltas.iter().map(delta_oid).collect())
+}
+
 fn delta_oid(delta: &Delta) -> Oid {
     match delta {
         Delta::Upsert(claim) => claim.oid,
@@ -458,7 +481,9 @@ struct Phases {
     locking: Millis,
     /// The lock was held.
     locked: Millis,
-    /// The teamspace was loaded.
+    /// The input was sorted for the join.
+    sorted: Millis,
+    /// The teamspace was read, and joined with the input as it came.
     loaded: Millis,
     /// The plan was made.
     planned: Millis,
@@ -466,7 +491,7 @@ struct Phases {
 
 impl Phases {
     fn starting(requested: Millis, locking: Millis) -> Self {
-        Phases { requested, locking, locked: locking, loaded: locking, planned: locking }
+        Phases { requested, locking, locked: locking, sorted: locking, loaded: locking, planned: locking }
     }
 
     fn log_finished(
@@ -488,8 +513,9 @@ impl Phases {
             read_ms = self.locking.since(self.requested),
             unchanged_snapshot,
             lock_wait_ms = self.locked.since(self.locking),
-            load_ms = self.loaded.since(self.locked),
-            plan_ms = self.planned.since(self.loaded),
+            load_ms = self.loaded.since(self.sorted),
+            // Sorting the input before the teamspace is read, and finishing the plan after.
+            plan_ms = self.sorted.since(self.locked) + self.planned.since(self.loaded),
             write_ms = finished.since(self.planned),
             "run finished"
         );

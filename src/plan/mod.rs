@@ -1,5 +1,6 @@
 //! The pure planner: what one source wants (a snapshot or deltas) against what the teamspace
-//! holds now → the list of claim and member changes. No I/O; linear after one sort.
+//! holds now → the list of claim and member changes. No I/O; linear after one sort; the
+//! teamspace is merge-joined as it is read, never held whole.
 
 pub mod guard;
 pub mod preview;
@@ -56,7 +57,7 @@ pub struct CurrentMember {
     /// The source whose values the email and name are.
     pub attrs_source: SourceKey,
     /// Every source that claims the member (never empty for a stored member). One inline
-    /// slot: most members have a single source, and a million of these are held at once.
+    /// slot: most members have a single source.
     pub claims: SmallVec<[SourceKey; 1]>,
 }
 
@@ -207,9 +208,24 @@ impl Planner {
     /// Plans `desired` against `current` (every current member the source may touch: for a
     /// snapshot, the whole teamspace; for deltas, at least the oids they name). `current` may
     /// come in any order (the store hands it sorted, which skips a sort). Duplicate oids in
-    /// the input: the last one wins. Takes `desired` by value so that its strings move into
-    /// the plan instead of being copied: a million-member snapshot is large.
+    /// the input: the last one wins.
     pub fn plan(&self, desired: Desired, current: &[CurrentMember]) -> Plan {
+        let mut planning = self.start(desired);
+        if current.is_sorted_by_key(|m| m.oid) {
+            planning.join(current);
+        } else {
+            let mut in_order: Vec<&CurrentMember> = current.iter().collect();
+            in_order.sort_unstable_by_key(|m| m.oid);
+            planning.join(in_order);
+        }
+        planning.finish().0
+    }
+
+    /// Starts planning `desired`; the teamspace's members are then joined in, in oid order, as
+    /// they are read ([`Planning::join`]), so a million of them never need to be held at once.
+    /// Takes `desired` by value so that its strings move into the plan instead of being
+    /// copied: a million-member snapshot is large.
+    pub fn start(&self, desired: Desired) -> Planning<'_> {
         let (intents, drop_unlisted): (Vec<Intent>, bool) = match desired {
             // Same size and alignment: collected in place, no second buffer.
             Desired::Snapshot(claims) => (claims.into_iter().map(Intent::Want).collect(), true),
@@ -225,40 +241,16 @@ impl Planner {
             ),
         };
         let intents = sorted_last_wins(intents);
-        let mut current: Vec<&CurrentMember> = current.iter().collect();
-        if !current.is_sorted_by_key(|m| m.oid) {
-            current.sort_unstable_by_key(|m| m.oid);
+        // Room for one change per intent; removals beyond that grow it.
+        let plan = Plan { changes: Vec::with_capacity(intents.len()), unchanged: 0 };
+        Planning {
+            planner: self,
+            intents: intents.into_iter().peekable(),
+            drop_unlisted,
+            plan,
+            joined: Joined::default(),
+            last: None,
         }
-
-        // Reserved, not touched: pages of capacity never used are never resident, while
-        // doubling as we go would briefly hold the old and new buffers at once.
-        let mut plan = Plan { changes: Vec::with_capacity(intents.len() + current.len()), unchanged: 0 };
-        let mut record = |intent: Intent, existing: Option<&CurrentMember>| {
-            let wanted = matches!(intent, Intent::Want(_));
-            match self.decide(intent, existing) {
-                Some(change) => plan.changes.push(change),
-                None if wanted => plan.unchanged += 1,
-                None => {}
-            }
-        };
-        // Merge join: both sides ascend by oid.
-        let mut members = current.into_iter().peekable();
-        for intent in intents {
-            let oid = intent.oid();
-            while let Some(member) = members.next_if(|m| m.oid < oid) {
-                if drop_unlisted {
-                    record(Intent::DropMine(member.oid), Some(member));
-                }
-            }
-            let existing = members.next_if(|m| m.oid == oid);
-            record(intent, existing);
-        }
-        if drop_unlisted {
-            for member in members {
-                record(Intent::DropMine(member.oid), Some(member));
-            }
-        }
-        plan
     }
 
     fn decide(&self, intent: Intent, existing: Option<&CurrentMember>) -> Option<Change> {
@@ -313,6 +305,69 @@ impl Planner {
     }
 }
 
+/// A plan in the making: the source's intents, sorted by oid, merge-joined with the
+/// teamspace's members as they arrive.
+pub struct Planning<'p> {
+    planner: &'p Planner,
+    intents: std::iter::Peekable<std::vec::IntoIter<Intent>>,
+    drop_unlisted: bool,
+    plan: Plan,
+    joined: Joined,
+    last: Option<Oid>,
+}
+
+/// What the join saw of the teamspace, for the removal guard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Joined {
+    /// Current members joined.
+    pub members: u64,
+    /// Of those, the ones the planning source claims.
+    pub claimed: u64,
+}
+
+impl Planning<'_> {
+    /// Joins the next current members. They ascend by oid and follow every member joined
+    /// before (the store's pages do); [`Planner::plan`] sorts for callers whose do not.
+    pub fn join<'m>(&mut self, members: impl IntoIterator<Item = &'m CurrentMember>) {
+        let me = self.planner.me;
+        for member in members {
+            debug_assert!(self.last.is_none_or(|last| last < member.oid), "members joined out of oid order");
+            self.last = Some(member.oid);
+            self.joined.members += 1;
+            if member.claims.contains(&me) {
+                self.joined.claimed += 1;
+            }
+            while let Some(intent) = self.intents.next_if(|i| i.oid() < member.oid) {
+                record(self.planner, &mut self.plan, intent, None);
+            }
+            match self.intents.next_if(|i| i.oid() == member.oid) {
+                Some(intent) => record(self.planner, &mut self.plan, intent, Some(member)),
+                None if self.drop_unlisted => {
+                    record(self.planner, &mut self.plan, Intent::DropMine(member.oid), Some(member))
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The plan, once every member has been joined; intents left name no current member.
+    pub fn finish(mut self) -> (Plan, Joined) {
+        for intent in self.intents {
+            record(self.planner, &mut self.plan, intent, None);
+        }
+        (self.plan, self.joined)
+    }
+}
+
+fn record(planner: &Planner, plan: &mut Plan, intent: Intent, existing: Option<&CurrentMember>) {
+    let wanted = matches!(intent, Intent::Want(_));
+    match planner.decide(intent, existing) {
+        Some(change) => plan.changes.push(change),
+        None if wanted => plan.unchanged += 1,
+        None => {}
+    }
+}
+
 /// An order-independent digest of a snapshot: equal digests mean the same members with the
 /// same attributes (emails compared case-insensitively, as planning does). A snapshot with
 /// repeated oids digests differently from its de-duplicated form, which only costs a full plan.
@@ -359,6 +414,11 @@ fn digest_of<'a>(seed: u128, claims: impl Iterator<Item = &'a DesiredClaim>) -> 
 
 /// Sorts by oid, keeping only the last intent given for each oid.
 fn sorted_last_wins(mut intents: Vec<Intent>) -> Vec<Intent> {
+    // Input already in order (without repeats) spares the stable sort's scratch buffer, half
+    // the input's size.
+    if intents.is_sorted_by(|a, b| a.oid() < b.oid()) {
+        return intents;
+    }
     // Stable sort keeps input order among equal oids, so the last of each run is the last given.
     intents.sort_by_key(Intent::oid);
     let mut write = 0;

@@ -97,9 +97,16 @@ impl WriteSession {
             .collect()
     }
 
-    /// Members with their claims, sorted by oid: the planner's `current`.
-    pub async fn load_current(&mut self, scope: Scope<'_>) -> Result<Vec<CurrentMember>, StoreError> {
-        let mut members = Vec::new();
+    /// The members in `scope` with their claims, in oid order, handed to `each_page` a page
+    /// at a time (at most [`MEMBERS_PER_ROW`]): the planner joins them as they come, so a
+    /// million members are never held at once.
+    pub async fn read_current(
+        &mut self,
+        scope: Scope<'_>,
+        mut each_page: impl FnMut(&[CurrentMember]) + Send,
+    ) -> Result<(), StoreError> {
+        let mut page = Vec::new();
+        let mut last_read: Option<Oid> = None;
         let teamspace = self.teamspace.id;
         match scope {
             Scope::All => {
@@ -114,11 +121,9 @@ impl WriteSession {
                     let packed: Option<String> = on_tx!(&mut self.tx, c => {
                         sqlx::query_scalar(&members_sql).bind(teamspace).bind(&after).fetch_one(&mut *c).await
                     })?;
-                    let first = members.len();
-                    unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
-                    let Some(last) = members.last().map(|m| m.oid.to_bytes()).filter(|_| members.len() > first) else {
-                        break;
-                    };
+                    page.clear();
+                    unpack(packed.as_deref().unwrap_or_default(), &mut page)?;
+                    let Some(last) = page.last().map(|m| m.oid.to_bytes()) else { break };
                     let claims: Option<String> = on_tx!(&mut self.tx, c => {
                         sqlx::query_scalar(claims_sql)
                             .bind(teamspace)
@@ -127,8 +132,10 @@ impl WriteSession {
                             .fetch_one(&mut *c)
                             .await
                     })?;
-                    attach_claims(claims.as_deref().unwrap_or_default(), &mut members[first..])?;
-                    if ((members.len() - first) as i64) < MEMBERS_PER_ROW {
+                    attach_claims(claims.as_deref().unwrap_or_default(), &mut page)?;
+                    last_read = ascending(&page, last_read)?;
+                    each_page(&page);
+                    if (page.len() as i64) < MEMBERS_PER_ROW {
                         break;
                     }
                     after = last.to_vec();
@@ -157,11 +164,14 @@ impl WriteSession {
                                 .await?
                         }
                     };
-                    unpack(packed.as_deref().unwrap_or_default(), &mut members)?;
+                    page.clear();
+                    unpack(packed.as_deref().unwrap_or_default(), &mut page)?;
+                    last_read = ascending(&page, last_read)?;
+                    each_page(&page);
                 }
             }
         }
-        Ok(members)
+        Ok(())
     }
 
     /// Fills in the stored email and name where a plan row needs them to be recorded: removals,
@@ -215,4 +225,17 @@ impl WriteSession {
         commit(self.tx, &self.health).await?;
         Ok(run_id)
     }
+}
+
+/// Checks that `page` ascends by oid after `before`, as the planner's join needs; returns its
+/// last oid. The queries order by oid, so only a damaged index could break this.
+fn ascending(page: &[CurrentMember], before: Option<Oid>) -> Result<Option<Oid>, StoreError> {
+    let mut last = before;
+    for member in page {
+        if last.is_some_and(|last| last >= member.oid) {
+            return Err(StoreError::corrupt("members", format!("{} is out of oid order", member.oid)));
+        }
+        last = Some(member.oid);
+    }
+    Ok(last)
 }

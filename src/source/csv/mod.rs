@@ -79,7 +79,9 @@ pub struct ReadSummary {
 /// The file, validated.
 #[derive(Debug)]
 pub struct CsvContents {
-    /// One claim per member, in file order.
+    /// One claim per member, in file order. Not sorted here: an unchanged file is never
+    /// planned, and claims freed in the order they were read free a million strings in a
+    /// fraction of the time they take in oid order (0.4 s and more of a repeated import).
     pub claims: Vec<DesiredClaim>,
     /// Counts.
     pub summary: ReadSummary,
