@@ -266,23 +266,16 @@ impl Reconciler {
             (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, snapshot_len, 0))
         } else if let Some(diff) = over_base {
             tracing::debug!(changes = diff.deltas.len(), "planning the snapshot as its difference from the last one");
-            let keyed = keyed_oids(&diff.deltas);
-            let scope = keyed.as_deref().map_or(Scope::All, Scope::Oids);
             phases.locked = Millis::now();
             let (mut plan, _) =
-                plan_by_join(&mut session, source.id, Desired::Deltas(diff.deltas), scope, &mut phases).await?;
+                plan_by_join(&mut session, source.id, Desired::Deltas(diff.deltas), &mut phases).await?;
             plan.unchanged += diff.same;
             session.resolve_attributes(&mut plan).await?;
             let members = session.count_members().await?;
             (plan, guard_input(request, &teamspace, true, snapshot_len, diff.base_len, members))
         } else {
-            let keyed = match &desired {
-                Desired::Deltas(deltas) => keyed_oids(deltas),
-                Desired::Snapshot(_) => None,
-            };
-            let scope = keyed.as_deref().map_or(Scope::All, Scope::Oids);
             phases.locked = Millis::now();
-            let (mut plan, joined) = plan_by_join(&mut session, source.id, desired, scope, &mut phases).await?;
+            let (mut plan, joined) = plan_by_join(&mut session, source.id, desired, &mut phases).await?;
             session.resolve_attributes(&mut plan).await?;
             (plan, guard_input(request, &teamspace, is_snapshot, snapshot_len, joined.claimed, joined.members))
         };
@@ -440,14 +433,18 @@ fn base_diff(
     }
 }
 
-/// Plans `desired` against the members in `scope`, joined page by page as they are read.
+/// Plans `desired` against the members it may touch, joined page by page as they are read.
 async fn plan_by_join(
     session: &mut WriteSession,
     source: SourceKey,
     desired: Desired,
-    scope: Scope<'_>,
     phases: &mut Phases,
 ) -> Result<(Plan, Joined), ReconcileError> {
+    let keyed = match &desired {
+        Desired::Deltas(deltas) => keyed_oids(deltas),
+        Desired::Snapshot(_) => None,
+    };
+    let scope = keyed.as_deref().map_or(Scope::All, Scope::Oids);
     let planner = Planner::new(source, session.source_kinds().await?);
     let mut planning = planner.start(desired);
     phases.sorted = Millis::now();

@@ -249,7 +249,6 @@ impl Planner {
             drop_unlisted,
             plan,
             joined: Joined::default(),
-            last: None,
         }
     }
 
@@ -313,7 +312,6 @@ pub struct Planning<'p> {
     drop_unlisted: bool,
     plan: Plan,
     joined: Joined,
-    last: Option<Oid>,
 }
 
 /// What the join saw of the teamspace, for the removal guard.
@@ -327,12 +325,11 @@ pub struct Joined {
 
 impl Planning<'_> {
     /// Joins the next current members. They ascend by oid and follow every member joined
-    /// before (the store's pages do); [`Planner::plan`] sorts for callers whose do not.
+    /// before: the store checks its pages are so; [`Planner::plan`] sorts for callers whose
+    /// members are not.
     pub fn join<'m>(&mut self, members: impl IntoIterator<Item = &'m CurrentMember>) {
         let me = self.planner.me;
         for member in members {
-            debug_assert!(self.last.is_none_or(|last| last < member.oid), "members joined out of oid order");
-            self.last = Some(member.oid);
             self.joined.members += 1;
             if member.claims.contains(&me) {
                 self.joined.claimed += 1;
