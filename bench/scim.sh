@@ -6,6 +6,8 @@
 # Needs: wrk (Debian package), python3 with venv (scim2-server is installed into a venv).
 # With BENCH_POSTGRES=postgres://user@host:port, c7sync keeps its state on that server (in a
 # database bench_scim it creates) instead of SQLite.
+# With BENCH_ONLY=c7sync, scim2-server is left out (to compare two c7sync builds, with
+# C7SYNC_BIN=path naming the one to run instead of building).
 # usage: bench/scim.sh [USERS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +22,10 @@ venv="${SCIM_SERVER_VENV:-$work/venv}"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
-cargo build --release --quiet --bin c7sync
-if [ ! -x "$venv/bin/scim2-server" ]; then
+only=${BENCH_ONLY:-}
+if [ -z "${C7SYNC_BIN:-}" ]; then cargo build --release --quiet --bin c7sync; fi
+bin=${C7SYNC_BIN:-$root/target/release/c7sync}
+if [ -z "$only" ] && [ ! -x "$venv/bin/scim2-server" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check scim2-server==0.8.3
 fi
@@ -40,11 +44,13 @@ audience = "00000000-0000-0000-0000-000000000002"
   [[teamspaces.sources]]
   kind = "scim"
 TOML
-token="$(cd "$work" && "$root/target/release/c7sync" scim-token create --teamspace bench 2>/dev/null)"
-(cd "$work" && RUST_LOG=warn exec "$root/target/release/c7sync" serve --listen 127.0.0.1:18901) &
+token="$(cd "$work" && "$bin" scim-token create --teamspace bench 2>/dev/null)"
+(cd "$work" && RUST_LOG=warn exec "$bin" serve --listen 127.0.0.1:18901) &
 pids+=($!)
-"$venv/bin/scim2-server" --port 18902 --bearer-token "$token" >"$work/scim2-server.log" 2>&1 &
-pids+=($!)
+if [ -z "$only" ]; then
+  "$venv/bin/scim2-server" --port 18902 --bearer-token "$token" >"$work/scim2-server.log" 2>&1 &
+  pids+=($!)
+fi
 sleep 2
 
 bench_one() { # name base prefix
@@ -67,4 +73,4 @@ bench_one() { # name base prefix
 }
 echo "SCIM benchmark: $USERS users, $(nproc) cores, wrk on the same machine"
 bench_one c7sync http://127.0.0.1:18901 /scim/v2
-bench_one scim2-server http://127.0.0.1:18902 ""
+[ -n "$only" ] || bench_one scim2-server http://127.0.0.1:18902 ""

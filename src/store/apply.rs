@@ -267,7 +267,9 @@ pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Mill
     }
     let stamp = RunStamp { teamspace_id: run.teamspace_id, source_id: run.source_id, run_id, now };
     let events = match tx {
-        Tx::Sqlite(tx) => sqlite::bulk::with_connection(tx, |c| sqlite::write::members(c, stamp, plan)).await?,
+        Tx::Sqlite(tx) => {
+            sqlite::bulk::with_connection(tx, plan.changes.len(), |c| sqlite::write::members(c, stamp, plan)).await?
+        }
         Tx::Postgres(tx) => postgres::write::members(tx, stamp, plan).await?,
     };
     if let Some((first, last)) = events {
@@ -295,7 +297,8 @@ pub(super) async fn record(
     let Some(plan) = plan else { return Ok(run_id) };
     match tx {
         Tx::Sqlite(tx) => {
-            sqlite::bulk::with_connection(tx, |c| sqlite::write::planned_changes(c, run_id, plan)).await?
+            sqlite::bulk::with_connection(tx, plan.changes.len(), |c| sqlite::write::planned_changes(c, run_id, plan))
+                .await?
         }
         Tx::Postgres(tx) => postgres::write::planned_changes(tx, run_id, plan).await?,
     }

@@ -47,7 +47,9 @@ pub use graph_delta::{DeltaBody, DeltaHead, DeltaWrite};
 pub use history::{AuditEntry, AuditFilter, PlannedChange, RunRecord, RunTotals, SourceSummary, TeamspaceSummary};
 pub use members::{MemberRecord, Scope};
 pub use running::{HEARTBEAT_EVERY, INTERRUPTED, RUN_LEASE};
-pub use scim::{GroupRow, ResourceKind, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow};
+pub use scim::{
+    GroupRow, ResourceKind, ScimPut, ScimTokenRecord, ScimUserFacts, StoredResource, TokenCredential, UserRow,
+};
 pub use scim_condition::{IndexedAttribute, ScimCondition};
 pub use session::WriteSession;
 pub use words::{AuditAction, DeliveryStatus, MemberEffect};

@@ -34,23 +34,19 @@ pub(super) async fn commit(tx: Tx, health: &Health) -> Result<(), StoreError> {
 }
 
 impl WriteSession {
-    /// Starts a part of the transaction that can be undone alone: one request of a batch.
-    /// SQLite undoes only a failing statement, but PostgreSQL aborts the whole transaction on
-    /// any error unless it was inside a savepoint, and a request may write more than once.
-    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+    /// Starts a part of the transaction that can be undone alone: one request of a batch
+    /// (`scim_put`, `scim_delete`).
+    pub(super) async fn savepoint(&mut self) -> Result<(), StoreError> {
         on_tx!(&mut self.tx, c => sqlx::query("SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
-    /// Keeps what was written since [`WriteSession::savepoint`], as part of the transaction.
-    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        on_tx!(&mut self.tx, c => sqlx::query("RELEASE SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Undoes what was written since [`WriteSession::savepoint`]; the transaction goes on.
-    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        on_tx!(&mut self.tx, c => sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+    /// Ends the part begun by [`WriteSession::savepoint`]: keeps what it wrote, as part of the
+    /// transaction, or undoes it; either way the transaction goes on.
+    pub(super) async fn end_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
+        if !keep {
+            on_tx!(&mut self.tx, c => sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+        }
         on_tx!(&mut self.tx, c => sqlx::query("RELEASE SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
@@ -182,8 +178,10 @@ impl WriteSession {
         let teamspace_id = self.teamspace.id;
         let stored = match &mut self.tx {
             Tx::Sqlite(tx) => {
-                sqlite::bulk::with_connection(tx, |c| sqlite::write::stored_attributes(c, teamspace_id, &wanted))
-                    .await?
+                sqlite::bulk::with_connection(tx, wanted.len(), |c| {
+                    sqlite::write::stored_attributes(c, teamspace_id, &wanted)
+                })
+                .await?
             }
             Tx::Postgres(tx) => postgres::write::stored_attributes(tx, teamspace_id, &wanted).await?,
         };

@@ -415,9 +415,9 @@ async fn plans_larger_than_a_round_of_statements_are_written_and_held_whole() {
 }
 
 #[tokio::test]
-async fn a_savepoint_undoes_one_part_of_a_write_and_keeps_the_rest() {
+async fn a_refused_scim_write_leaves_nothing_and_the_transaction_goes_on() {
     use c7sync::clock::Millis;
-    use c7sync::store::{ResourceKind, UserRow};
+    use c7sync::store::{GroupRow, ResourceKind, ScimPut, StoreError, UniqueKey, UserRow};
     let db = temp_db().await;
     let user = |id: &str, name: &str| UserRow {
         id: id.into(),
@@ -429,22 +429,36 @@ async fn a_savepoint_undoes_one_part_of_a_write_and_keeps_the_rest() {
         member_problem: None,
         resource: "{}".into(),
     };
+    let group = GroupRow {
+        id: "g1".into(),
+        display_name: "Developers".into(),
+        external_id: None,
+        member_ids: vec!["kept".into()],
+        resource: "{}".into(),
+    };
     let mut session = db.store().begin_write("acme").await.unwrap();
-    session.savepoint().await.unwrap();
-    session.scim_put_user(&user("kept", "ada@contoso.com"), Millis(1)).await.unwrap();
-    session.release_savepoint().await.unwrap();
-    session.savepoint().await.unwrap();
-    session.scim_put_user(&user("undone", "bob@contoso.com"), Millis(2)).await.unwrap();
-    session.rollback_to_savepoint().await.unwrap();
+    session.scim_put(ScimPut::User(&user("kept", "ada@contoso.com")), Millis(1)).await.unwrap();
+    // The same userName (case-insensitively) under another id: refused by the unique index.
+    let refused = session.scim_put(ScimPut::User(&user("undone", "ADA@contoso.com")), Millis(2)).await;
+    assert!(matches!(refused, Err(StoreError::Duplicate(UniqueKey::ScimUserName))), "{refused:?}");
     assert!(session.scim_get(ResourceKind::User, "undone").await.unwrap().is_none());
-    session.scim_put_user(&user("after", "eve@contoso.com"), Millis(3)).await.unwrap();
+    session.scim_put(ScimPut::User(&user("after", "eve@contoso.com")), Millis(3)).await.unwrap();
+    session.scim_put(ScimPut::Group(&group), Millis(4)).await.unwrap();
+    session.scim_delete(ResourceKind::User, "after").await.unwrap();
     session.commit().await.unwrap();
 
     let teamspace = db.store().teamspace("acme").await.unwrap();
-    for (id, stored) in [("kept", true), ("undone", false), ("after", true)] {
-        let found = db.store().scim_get(teamspace.id, ResourceKind::User, id).await.unwrap();
+    for (kind, id, stored) in [
+        (ResourceKind::User, "kept", true),
+        (ResourceKind::User, "undone", false),
+        (ResourceKind::User, "after", false),
+        (ResourceKind::Group, "g1", true),
+    ] {
+        let found = db.store().scim_get(teamspace.id, kind, id).await.unwrap();
         assert_eq!(found.is_some(), stored, "{id}");
     }
+    let kept = db.store().scim_get(teamspace.id, ResourceKind::User, "kept").await.unwrap().unwrap();
+    assert_eq!(kept.version, 1, "the refused write did not touch the user it collided with");
 }
 
 /// Members as a comparable list: oid, email, name, claiming sources.

@@ -17,9 +17,10 @@ use crate::store::StoreError;
 
 /// Runs `work` with the session's connection as a rusqlite [`Connection`], inside the open
 /// transaction. `work` must leave no statement running (rusqlite finalizes its statements
-/// when they drop, which is before this returns).
+/// when they drop, which is before this returns). `rows` is how many rows it writes or reads.
 pub(in crate::store) async fn with_connection<T>(
     tx: &mut Transaction<'static, Sqlite>,
+    rows: usize,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut locked = (**tx).lock_handle().await?;
@@ -30,11 +31,16 @@ pub(in crate::store) async fn with_connection<T>(
     // the one rusqlite expects.
     #[allow(unsafe_code)]
     let connection = unsafe { Connection::from_handle(handle.as_ptr()) }?;
-    let result = blocking(|| work(&connection));
+    let result = if rows > STALLS_ABOVE_ROWS { blocking(|| work(&connection)) } else { work(&connection) };
     drop(connection);
     drop(locked);
     result
 }
+
+/// Work on more rows than this hands the worker's other tasks away first. Below it, the
+/// work takes well under a millisecond, less than the hand-off itself costs (a thread woken
+/// to take over the worker): a SCIM batch writes a few dozen rows.
+const STALLS_ABOVE_ROWS: usize = 4096;
 
 /// Runs CPU-bound `work` on this thread. On the daemon's multi-threaded runtime the worker's
 /// other tasks (SCIM requests, the scheduler) are handed to another thread first, so a
@@ -57,8 +63,10 @@ pub(super) const INSERT_CHUNK_ROWS: usize = 256;
 /// the last full chunk go through its single-row twin. Knowing the count up front is what
 /// lets rows be bound straight from the caller's data instead of being buffered.
 pub(super) struct ChunkedInsert<'c> {
-    chunk: Statement<'c>,
-    single: Statement<'c>,
+    /// Prepared only when there is a full chunk: parsing a 256-row statement costs more than
+    /// the few rows of a SCIM batch do to write.
+    chunk: Option<Statement<'c>>,
+    single: Option<Statement<'c>>,
     columns: usize,
     /// Rows that go through `chunk`: the declared count rounded down to whole chunks.
     chunked_rows: usize,
@@ -78,16 +86,13 @@ impl<'c> ChunkedInsert<'c> {
         let head = format!("INSERT INTO {table} ({columns}) VALUES");
         let width = columns.split(',').count();
         let row = format!("({})", vec!["?"; width].join(", "));
-        let chunk = vec![row.as_str(); INSERT_CHUNK_ROWS].join(", ");
-        Ok(ChunkedInsert {
-            chunk: connection.prepare(&format!("{head} {chunk}"))?,
-            single: connection.prepare(&format!("{head} {row}"))?,
-            columns: width,
-            chunked_rows: rows - rows % INSERT_CHUNK_ROWS,
-            declared: rows,
-            pushed: 0,
-            table,
-        })
+        let chunked_rows = rows - rows % INSERT_CHUNK_ROWS;
+        let chunk = match chunked_rows {
+            0 => None,
+            _ => Some(connection.prepare(&format!("{head} {}", vec![row.as_str(); INSERT_CHUNK_ROWS].join(", ")))?),
+        };
+        let single = (rows > chunked_rows).then(|| connection.prepare(&format!("{head} {row}"))).transpose()?;
+        Ok(ChunkedInsert { chunk, single, columns: width, chunked_rows, declared: rows, pushed: 0, table })
     }
 
     /// Adds one row; `bind` binds its values in column order.
@@ -97,15 +102,15 @@ impl<'c> ChunkedInsert<'c> {
     ) -> Result<(), E> {
         let row = self.pushed;
         self.pushed += 1;
-        if row < self.chunked_rows {
-            let slot = row % INSERT_CHUNK_ROWS;
-            bind(&mut RowValues { statement: &mut self.chunk, next: slot * self.columns + 1 })?;
-            if slot == INSERT_CHUNK_ROWS - 1 {
-                self.chunk.raw_execute()?;
-            }
-        } else {
-            bind(&mut RowValues { statement: &mut self.single, next: 1 })?;
-            self.single.raw_execute()?;
+        let (statement, slot) = match (row < self.chunked_rows, &mut self.chunk, &mut self.single) {
+            (true, Some(chunk), _) => (chunk, row % INSERT_CHUNK_ROWS),
+            (false, _, Some(single)) => (single, 0),
+            // More rows than declared: not written, and `finish` reports the miscount.
+            _ => return Ok(()),
+        };
+        bind(&mut RowValues { statement, next: slot * self.columns + 1 })?;
+        if row >= self.chunked_rows || slot == INSERT_CHUNK_ROWS - 1 {
+            statement.raw_execute()?;
         }
         Ok(())
     }
@@ -185,6 +190,20 @@ mod tests {
         push_rows(&mut insert, 0..INSERT_CHUNK_ROWS as i64 - 1);
         let error = insert.finish().unwrap_err().to_string();
         assert!(error.contains("255 rows were given where the plan counted 256"), "{error}");
+    }
+
+    #[test]
+    fn more_rows_than_declared_is_an_error_too() {
+        for declared in [0, 3, INSERT_CHUNK_ROWS] {
+            let connection = table();
+            let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", declared).unwrap();
+            push_rows(&mut insert, 0..declared as i64 + 1);
+            let error = insert.finish().unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{} rows were given where the plan counted {declared}", declared + 1)),
+                "{error}"
+            );
+        }
     }
 
     #[test]

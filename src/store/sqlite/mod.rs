@@ -93,6 +93,9 @@ pub(super) async fn open(settings: &StoreSettings) -> Result<(Pool, Arc<Health>)
     let pool = SqlitePoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection to a local file does not go stale the way a socket does, and the ping
+        // sqlx would send first is a round trip to the connection's thread on every acquire.
+        .test_before_acquire(false)
         .after_release(move |connection, _| {
             let faulty = released.fault().is_some();
             Box::pin(async move {
