@@ -175,6 +175,10 @@ impl WriteSession {
     /// the stored one).
     pub async fn resolve_attributes(&mut self, plan: &mut Plan) -> Result<(), StoreError> {
         let wanted: Vec<Oid> = plan.changes.iter().filter(|c| c.needs_stored_attributes()).map(|c| c.oid).collect();
+        // Most SCIM batches only add: no look-up, and no hand-off to the connection's thread.
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let teamspace_id = self.teamspace.id;
         let stored = match &mut self.tx {
             Tx::Sqlite(tx) => {
