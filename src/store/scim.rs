@@ -434,8 +434,8 @@ impl WriteSession {
         Ok((version, Millis(created_at)))
     }
 
-    /// Deletes a resource (and a group's member index, or a user's memberships); false if
-    /// there was none.
+    /// Deletes a resource (and a group's member index, or a user's memberships), if it is
+    /// there.
     async fn delete_resource(&mut self, kind: ResourceKind, id: &str) -> Result<(), StoreError> {
         let sql = format!("DELETE FROM {} WHERE teamspace_id = $1 AND id = $2", kind.table());
         let index = match kind {
