@@ -6,8 +6,9 @@
 //!
 //! A request that is refused (a 409, a bad PATCH, a stale If-Match) gets its own error and the
 //! others go on: each request makes one write, which the store applies whole or not at all
-//! ([`crate::store::ScimPut`]). A database failure fails the whole batch, which is then rolled
-//! back whole.
+//! ([`crate::store::ScimPut`]). Consecutive user creations (most of what Entra sends) read
+//! nothing first, so their writes go to the store as one list, each with its own outcome. A
+//! database failure fails the whole batch, which is then rolled back whole.
 
 use std::collections::HashMap;
 
@@ -66,6 +67,13 @@ pub(super) struct Job {
     if_match: Option<String>,
     change: ResourceChange,
     reply: oneshot::Sender<Result<Option<StoredResource>>>,
+}
+
+impl Job {
+    /// A POST of a user: it reads nothing before its write.
+    fn creates_user(&self) -> bool {
+        self.id.is_none() && matches!(self.change, ResourceChange::Create(_)) && kind_of(self.rt) == ResourceKind::User
+    }
 }
 
 /// What applying one request left for the batch.
@@ -149,27 +157,42 @@ async fn commit_batch(reconciler: &Reconciler, jobs: Vec<Job>) {
     let mut not_members = Vec::new();
     let mut operations = Vec::new();
     let mut failed: Option<ScimError> = None;
-    for job in jobs {
+    let mut jobs = jobs.into_iter().peekable();
+    while let Some(first) = jobs.next() {
         // After a database failure the batch is rolled back: the rest get that same error.
         if let Some(error) = &failed {
-            replies.push((job.reply, Err(error.clone())));
+            replies.push((first.reply, Err(error.clone())));
             continue;
         }
-        let outcome = match apply(&mut locked, &job).await {
-            Ok(applied) => {
-                oids.extend(applied.oids);
-                not_members.extend(applied.not_a_member);
-                operations.push(applied.operation);
-                Ok(applied.stored)
-            }
-            // The database failed mid-write: nothing of the batch may be committed.
-            Err(error) if error.status.is_server_error() => {
-                failed = Some(error.clone());
-                Err(error)
-            }
-            Err(refused) => Err(refused),
+        // Consecutive user creations read nothing, so they are written together.
+        let mut group = vec![first];
+        while group[0].creates_user() && jobs.peek().is_some_and(Job::creates_user) {
+            group.extend(jobs.next());
+        }
+        let outcomes = match group.as_slice() {
+            [single] => vec![apply(&mut locked, single).await],
+            creations => match create_users(&mut locked, creations).await {
+                Ok(outcomes) => outcomes,
+                Err(error) => creations.iter().map(|_| Err(error.clone())).collect(),
+            },
         };
-        replies.push((job.reply, outcome));
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Ok(applied) => {
+                    oids.extend(applied.oids);
+                    not_members.extend(applied.not_a_member);
+                    operations.push(applied.operation);
+                    Ok(applied.stored)
+                }
+                // The database failed mid-write: nothing of the batch may be committed.
+                Err(error) if error.status.is_server_error() => {
+                    failed = Some(error.clone());
+                    Err(error)
+                }
+                Err(refused) => Err(refused),
+            };
+            replies.push((job.reply, outcome));
+        }
     }
     let committed = match failed {
         Some(error) => Err(error),
@@ -236,15 +259,9 @@ async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
         .map(|p| serde_json::from_str(&p.resource))
         .transpose()
         .map_err(|e| ScimError::internal(format!("stored resource: {e}")))?;
-    // Time-ordered (UUIDv7), so a new resource goes at the end of the primary key's B-tree
-    // instead of into a random page of it.
-    let id = job.id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = job.id.clone().unwrap_or_else(new_id);
     let body = match &job.change {
-        ResourceChange::Create(input) | ResourceChange::Replace(input) => {
-            let mut body = normalize(rt, input.clone())?;
-            body.retain(|k, _| k != "id" && k != "meta");
-            Some(body)
-        }
+        ResourceChange::Create(input) | ResourceChange::Replace(input) => Some(new_body(rt, input)?),
         ResourceChange::Patch(request) => {
             let mut body = previous_body.clone().unwrap_or_default();
             patch::apply(rt, &mut body, request.clone())?;
@@ -260,12 +277,32 @@ async fn apply(locked: &mut Locked, job: &Job) -> Result<Applied> {
             (oids, None, stored)
         }
     };
-    let operation = serde_json::json!({ "resource": rt.name, "id": id, "operation": job.change.name() });
-    Ok(Applied { oids, not_a_member, stored, operation })
+    Ok(Applied { oids, not_a_member, stored, operation: operation(job, &id) })
 }
 
-/// Stores (or deletes) a user; returns the oids whose claim may have changed, and why the
-/// user is not a member when that just became so.
+/// A new resource's id: time-ordered (UUIDv7), so it goes at the end of the primary key's
+/// B-tree instead of into a random page of it.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The body a POST or PUT stores: normalized, without the server's `id` and `meta`.
+fn new_body(rt: ResourceType, input: &Value) -> Result<Map<String, Value>> {
+    let mut body = normalize(rt, input.clone())?;
+    body.retain(|k, _| k != "id" && k != "meta");
+    Ok(body)
+}
+
+/// How a request is named in its run's details.
+fn operation(job: &Job, id: &str) -> Value {
+    serde_json::json!({ "resource": job.rt.name, "id": id, "operation": job.change.name() })
+}
+
+/// What one request changed: the oids whose claim may have changed, why the user is not a
+/// member when that just became so, and the stored resource (`None` after a delete).
+type Written = (Vec<Oid>, Option<String>, Option<StoredResource>);
+
+/// Stores (or deletes) a user.
 async fn write_user(
     locked: &mut Locked,
     teamspace: &ScimTeamspace,
@@ -273,13 +310,57 @@ async fn write_user(
     previous: Option<&Map<String, Value>>,
     body: Option<&Map<String, Value>>,
     now: Millis,
-) -> Result<(Vec<Oid>, Option<String>, Option<StoredResource>)> {
+) -> Result<Written> {
     let before: Option<UserFacts> = previous.map(|p| user_facts(p, &teamspace.policy));
     let session = &mut locked.session;
     let Some(body) = body else {
         session.scim_delete(ResourceKind::User, id).await?;
         return Ok((before.and_then(|b| b.oid).into_iter().collect(), None, None));
     };
+    let user = user_to_store(teamspace, id, body)?;
+    let stored = session.scim_put(ScimPut::User(&user.row), now).await;
+    user_stored(user, before, stored, now)
+}
+
+/// The users created by consecutive requests, written together (one hand-off to the database
+/// for all of them): each request keeps its own outcome, as if written one by one.
+async fn create_users(locked: &mut Locked, jobs: &[Job]) -> Result<Vec<Result<Applied>>> {
+    let now = Millis::now();
+    let mut prepared = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let id = new_id();
+        let user = match &job.change {
+            ResourceChange::Create(input) => {
+                new_body(job.rt, input).and_then(|body| user_to_store(&job.teamspace, &id, &body))
+            }
+            _ => Err(ScimError::internal("only creations are written together")),
+        };
+        prepared.push(user);
+    }
+    let rows: Vec<&UserRow> = prepared.iter().filter_map(|u| u.as_ref().ok()).map(|u| &u.row).collect();
+    let mut stored = locked.session.scim_put_users(&rows, now).await?.into_iter();
+    let mut applied = Vec::with_capacity(jobs.len());
+    for (job, user) in jobs.iter().zip(prepared) {
+        let outcome = user.and_then(|user| {
+            let id = user.row.id.clone();
+            let written = stored.next().ok_or_else(|| ScimError::internal("a user write has no outcome"))?;
+            let (oids, not_a_member, stored) = user_stored(user, None, written, now)?;
+            Ok(Applied { oids, not_a_member, stored, operation: operation(job, &id) })
+        });
+        applied.push(outcome);
+    }
+    Ok(applied)
+}
+
+/// A user as it will be stored, with what decides its claim.
+struct UserToStore {
+    row: UserRow,
+    facts: UserFacts,
+    not_a_member: Option<String>,
+}
+
+/// Checks a user's body and derives its row; refuses it before anything is written.
+fn user_to_store(teamspace: &ScimTeamspace, id: &str, body: &Map<String, Value>) -> Result<UserToStore> {
     let user_name = body
         .get("userName")
         .and_then(Value::as_str)
@@ -321,8 +402,19 @@ async fn write_user(
         }
         _ => None,
     };
+    Ok(UserToStore { row, facts, not_a_member })
+}
+
+/// What a user's write means for the batch; a refusal by a unique index is the client's 409.
+fn user_stored(
+    user: UserToStore,
+    before: Option<UserFacts>,
+    stored: Result<(i64, Millis), StoreError>,
+    now: Millis,
+) -> Result<Written> {
+    let UserToStore { row, facts, not_a_member } = user;
     // The unique indexes decide: a violating statement changes nothing and the batch goes on.
-    let (version, created_at) = match session.scim_put(ScimPut::User(&row), now).await {
+    let (version, created_at) = match stored {
         Ok(stored) => stored,
         Err(StoreError::Duplicate(key @ (UniqueKey::ScimUserName | UniqueKey::ScimExternalId))) => {
             let (which, value) = match key {

@@ -6,7 +6,7 @@ use super::engine::{Fields, Tx};
 use super::members::oid_of;
 use super::scim_condition::{self, Rendering, ScimCondition};
 use super::values::{values_list, LIST_CHUNK_ROWS};
-use super::{Store, StoreError, WriteSession};
+use super::{sqlite, Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::Oid;
 
@@ -298,6 +298,35 @@ impl Store {
     }
 }
 
+/// Inserts or replaces a user, both engines: `$1` teamspace, `$2` id, `$3` userName, `$4` its
+/// lower case, `$5` externalId, `$6` displayName, `$7` active, `$8` oid, `$9` why it is not a
+/// member, `$10` body, `$11` now; returns its version and creation time. A new resource's `seq`
+/// (its place in list order) is the teamspace's next: safe with concurrent writers because a
+/// teamspace's writes are serialised from `begin_write` to the commit.
+pub(super) const PUT_USER: &str = "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, \
+         external_id, display_name, active, oid, member_problem, resource, version, created_at, updated_at) \
+     VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = $1), \
+         $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) \
+     ON CONFLICT (teamspace_id, id) DO UPDATE SET user_name = excluded.user_name, \
+         user_name_key = excluded.user_name_key, external_id = excluded.external_id, \
+         display_name = excluded.display_name, active = excluded.active, oid = excluded.oid, \
+         member_problem = excluded.member_problem, resource = excluded.resource, \
+         version = scim_users.version + 1, updated_at = excluded.updated_at \
+     RETURNING version, created_at";
+
+/// Each user's outcome, in order: its new version and creation time, or its refusal.
+pub type UserWrites = Vec<Result<(i64, Millis), StoreError>>;
+
+/// A write's own refusal (a unique index) stays with it; any other error is the database's,
+/// and ends the batch.
+pub(super) fn refusal_or_failure<T>(outcome: Result<T, StoreError>) -> Result<Result<T, StoreError>, StoreError> {
+    match outcome {
+        Err(refused @ StoreError::Duplicate(_)) => Ok(Err(refused)),
+        Err(failure) => Err(failure),
+        Ok(done) => Ok(Ok(done)),
+    }
+}
+
 /// A resource to insert or replace.
 #[derive(Debug, Clone, Copy)]
 pub enum ScimPut<'a> {
@@ -313,19 +342,45 @@ pub enum ScimPut<'a> {
 impl WriteSession {
     /// Inserts or replaces a resource; returns its new version and creation time.
     pub async fn scim_put(&mut self, put: ScimPut<'_>, now: Millis) -> Result<(i64, Millis), StoreError> {
-        // SQLite undoes a failing statement by itself, so a user, one statement, needs no
-        // savepoint (two round trips fewer for most SCIM requests). PostgreSQL aborts the
-        // whole transaction on any error unless it was inside a savepoint.
-        if let (ScimPut::User(user), Tx::Sqlite(_)) = (put, &self.tx) {
-            return self.put_user(user, now).await;
-        }
-        self.savepoint().await?;
-        let stored = match put {
-            ScimPut::User(user) => self.put_user(user, now).await,
-            ScimPut::Group(group) => self.put_group(group, now).await,
+        let group = match put {
+            ScimPut::User(user) => {
+                let mut stored = self.scim_put_users(&[user], now).await?;
+                return stored
+                    .pop()
+                    .unwrap_or_else(|| Err(StoreError::corrupt("scim_users", "no outcome for a write")));
+            }
+            ScimPut::Group(group) => group,
         };
+        self.savepoint().await?;
+        let stored = self.put_group(group, now).await;
         self.end_savepoint(stored.is_ok()).await?;
         stored
+    }
+
+    /// Inserts or replaces each of `users` in order, each whole or not at all: one refused by a
+    /// unique index gets its error in the list, leaves nothing behind, and the rest go on. The
+    /// outer error is a failure of the database, after which the transaction is lost.
+    ///
+    /// On SQLite the whole list is one hand-off to the connection's thread (a SCIM batch of
+    /// creations is most of its statements), and no savepoint is needed: SQLite undoes a
+    /// failing statement by itself. PostgreSQL aborts the whole transaction on any error unless
+    /// it was inside a savepoint, so each user gets one there.
+    pub async fn scim_put_users(&mut self, users: &[&UserRow], now: Millis) -> Result<UserWrites, StoreError> {
+        let teamspace_id = self.teamspace.id;
+        if let Tx::Sqlite(tx) = &mut self.tx {
+            return sqlite::bulk::with_connection(tx, users.len(), |c| {
+                sqlite::scim::put_users(c, teamspace_id, users, now)
+            })
+            .await;
+        }
+        let mut outcomes = Vec::with_capacity(users.len());
+        for user in users {
+            self.savepoint().await?;
+            let stored = self.put_user_postgres(user, now).await;
+            self.end_savepoint(stored.is_ok()).await?;
+            outcomes.push(refusal_or_failure(stored)?);
+        }
+        Ok(outcomes)
     }
 
     /// Deletes a resource (and its group memberships), if it is there.
@@ -345,35 +400,25 @@ impl WriteSession {
         })
     }
 
-    /// Inserts or replaces a user; returns its new version and creation time. A new resource's
-    /// `seq` (its place in list order) is the teamspace's next: safe with concurrent writers
-    /// because a teamspace's writes are serialised from `begin_write` to the commit.
-    async fn put_user(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
-        let (version, created_at): (i64, i64) = on_tx!(&mut self.tx, c => sqlx::query_as(
-            "INSERT INTO scim_users (teamspace_id, id, seq, user_name, user_name_key, external_id, display_name, \
-                 active, oid, member_problem, resource, version, created_at, updated_at) \
-             VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM scim_users WHERE teamspace_id = $1), \
-                 $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11) \
-             ON CONFLICT (teamspace_id, id) DO UPDATE SET user_name = excluded.user_name, \
-                 user_name_key = excluded.user_name_key, external_id = excluded.external_id, \
-                 display_name = excluded.display_name, active = excluded.active, oid = excluded.oid, \
-                 member_problem = excluded.member_problem, resource = excluded.resource, \
-                 version = scim_users.version + 1, updated_at = excluded.updated_at \
-             RETURNING version, created_at",
-        )
-        .bind(self.teamspace.id)
-        .bind(&user.id)
-        .bind(&user.user_name)
-        .bind(user.user_name.to_lowercase())
-        .bind(&user.external_id)
-        .bind(&user.display_name)
-        .bind(user.active)
-        .bind(user.oid.map(|o| o.to_bytes().to_vec()))
-        .bind(&user.member_problem)
-        .bind(&user.resource)
-        .bind(now.0)
-        .fetch_one(&mut *c)
-        .await)?;
+    /// Inserts or replaces a user on PostgreSQL (SQLite: `sqlite::scim::put_users`).
+    async fn put_user_postgres(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
+        let Tx::Postgres(tx) = &mut self.tx else {
+            return Err(StoreError::corrupt("scim_users", "a PostgreSQL write on another engine"));
+        };
+        let (version, created_at): (i64, i64) = sqlx::query_as(PUT_USER)
+            .bind(self.teamspace.id)
+            .bind(&user.id)
+            .bind(&user.user_name)
+            .bind(user.user_name.to_lowercase())
+            .bind(&user.external_id)
+            .bind(&user.display_name)
+            .bind(user.active)
+            .bind(user.oid.map(|o| o.to_bytes().to_vec()))
+            .bind(&user.member_problem)
+            .bind(&user.resource)
+            .bind(now.0)
+            .fetch_one(&mut **tx)
+            .await?;
         Ok((version, Millis(created_at)))
     }
 

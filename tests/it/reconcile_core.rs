@@ -461,6 +461,51 @@ async fn a_refused_scim_write_leaves_nothing_and_the_transaction_goes_on() {
     assert_eq!(kept.version, 1, "the refused write did not touch the user it collided with");
 }
 
+#[tokio::test]
+async fn users_written_together_each_keep_their_own_outcome() {
+    use c7sync::clock::Millis;
+    use c7sync::store::{ResourceKind, ScimPut, StoreError, UniqueKey, UserRow};
+    let db = temp_db().await;
+    let user = |id: &str, name: &str, external_id: &str| UserRow {
+        id: id.into(),
+        user_name: name.into(),
+        external_id: Some(external_id.into()),
+        display_name: None,
+        active: true,
+        oid: None,
+        member_problem: None,
+        resource: format!("{{\"n\":\"{id}\"}}"),
+    };
+    let mut session = db.store().begin_write("acme").await.unwrap();
+    session.scim_put(ScimPut::User(&user("stored", "ada@contoso.com", "x-ada")), Millis(1)).await.unwrap();
+    let list = [
+        user("new1", "eve@contoso.com", "x-eve"),
+        // Clashes with a user stored before the list, then with one earlier in the list.
+        user("clash-stored", "ADA@contoso.com", "x-other"),
+        user("clash-list", "bob@contoso.com", "x-eve"),
+        user("new2", "bob@contoso.com", "x-bob"),
+        // An existing id is replaced, not refused.
+        user("stored", "ada@contoso.com", "x-ada-2"),
+    ];
+    let rows: Vec<&UserRow> = list.iter().collect();
+    let outcomes = session.scim_put_users(&rows, Millis(2)).await.unwrap();
+    assert_eq!(outcomes.len(), list.len());
+    assert!(matches!(outcomes[1], Err(StoreError::Duplicate(UniqueKey::ScimUserName))), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[2], Err(StoreError::Duplicate(UniqueKey::ScimExternalId))), "{:?}", outcomes[2]);
+    let versions: Vec<Option<i64>> = outcomes.iter().map(|o| o.as_ref().ok().map(|(v, _)| *v)).collect();
+    assert_eq!(versions, [Some(1), None, None, Some(1), Some(2)]);
+    assert_eq!(outcomes[4].as_ref().unwrap().1, Millis(1), "a replaced user keeps its creation time");
+    session.commit().await.unwrap();
+
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    for (id, stored) in [("new1", true), ("clash-stored", false), ("clash-list", false), ("new2", true)] {
+        let found = db.store().scim_get(teamspace.id, ResourceKind::User, id).await.unwrap();
+        assert_eq!(found.is_some(), stored, "{id}");
+    }
+    let replaced = db.store().scim_get(teamspace.id, ResourceKind::User, "stored").await.unwrap().unwrap();
+    assert_eq!((replaced.version, replaced.resource.as_str()), (2, r#"{"n":"stored"}"#));
+}
+
 /// Members as a comparable list: oid, email, name, claiming sources.
 async fn members_of(db: &TestDb) -> Vec<String> {
     let teamspace = db.store().teamspace("acme").await.unwrap();

@@ -3,6 +3,7 @@
 
 pub(super) mod bulk;
 pub(super) mod packed_sql;
+pub(super) mod scim;
 pub(super) mod write;
 
 use std::path::Path;
