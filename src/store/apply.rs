@@ -166,11 +166,49 @@ pub(super) fn recorded(change: &Change) -> Result<&Attributes, StoreError> {
     })
 }
 
-/// Inserts the finished run, or completes the `running` one it started as. Completing checks
-/// the run is still `running`: a run marked failed meanwhile (its owner judged gone) must not
-/// come back to life with changes.
+/// A statement's argument, bound the same way on either engine.
+pub(super) enum Arg<'a> {
+    /// An integer, or NULL.
+    Int(Option<i64>),
+    /// Text, or NULL.
+    Text(Option<&'a str>),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+/// What writing a run asks of an engine: its few keyed statements (the SQL below, the same on
+/// both), and the plan's rows in bulk, which each engine writes its own way. The order of the
+/// steps is written once, in [`write_applied`] and [`write_recorded`].
+pub(super) trait RunRows {
+    /// Runs `sql` with `args`; returns how many rows it changed.
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError>;
+    /// Runs `sql … RETURNING id` with `args`; returns the id, if a row was written.
+    async fn returning_id(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>, StoreError>;
+    /// The claim, member, audit and outbox rows of `plan`; returns the audit ids written.
+    async fn members(&mut self, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError>;
+    /// A kept plan's rows, for `runs show` and `runs approve`.
+    async fn planned_changes(&mut self, run_id: RunId, plan: &Plan) -> Result<(), StoreError>;
+}
+
+const INSERT_RUN: &str = "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, \
+     finished_at, added, removed, updated, unchanged, reason, source_version, approves_run_id, details) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
+/// Completes a `running` run: only while it is still running, since a run marked failed
+/// meanwhile (its owner judged gone) must not come back to life with changes.
+const COMPLETE_RUN: &str = "UPDATE runs SET teamspace_id = $1, source_id = $2, trigger = $3, input = $4, \
+     outcome = $5, started_at = $6, finished_at = $7, added = $8, removed = $9, updated = $10, unchanged = $11, \
+     reason = $12, source_version = $13, approves_run_id = $14, details = $15, owner = NULL \
+     WHERE id = $16 AND outcome = 'running' RETURNING id";
+const BUMP_TEAMSPACE: &str = "UPDATE teamspaces SET version = version + 1 WHERE id = $1";
+const REMEMBER_SNAPSHOT: &str = "UPDATE sources SET snapshot_digest = $1, \
+     snapshot_version = (SELECT version FROM teamspaces WHERE id = $2) WHERE id = $3";
+const BUMP_SOURCE: &str = "UPDATE sources SET version = version + 1 WHERE id = $1";
+const MARK_APPROVED: &str = "UPDATE runs SET approved_by_run_id = $1 WHERE id = $2 AND approved_by_run_id IS NULL";
+const EVENT_RANGE: &str = "UPDATE runs SET first_event_id = $1, last_event_id = $2 WHERE id = $3";
+
+/// Inserts the finished run, or completes the `running` one it started as.
 async fn insert_run(
-    tx: &mut Tx,
+    rows: &mut impl RunRows,
     run: &NewRun,
     outcome: Outcome,
     plan: Option<&Plan>,
@@ -178,45 +216,33 @@ async fn insert_run(
     now: Millis,
 ) -> Result<RunId, StoreError> {
     let counts = plan.map(Plan::counts).unwrap_or_default();
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let count = |n: u64| Arg::Int(Some(i64::try_from(n).unwrap_or(i64::MAX)));
+    let details = run.details.as_ref().map(|d| d.to_string());
+    let mut args = vec![
+        Arg::Int(Some(run.teamspace_id)),
+        Arg::Int(Some(run.source_id)),
+        Arg::Text(Some(run.trigger.as_str())),
+        Arg::Text(Some(run_input(run.input))),
+        Arg::Text(Some(outcome.as_str())),
+        Arg::Int(Some(run.started_at.0)),
+        Arg::Int(Some(now.0)),
+        count(counts.added),
+        count(counts.removed),
+        count(counts.updated),
+        count(counts.unchanged),
+        Arg::Text(reason),
+        Arg::Int(Some(run.source_version)),
+        Arg::Int(run.approves.map(|r| r.0)),
+        Arg::Text(details.as_deref()),
+    ];
     let sql = match run.started {
-        None => {
-            "INSERT INTO runs (teamspace_id, source_id, trigger, input, outcome, started_at, finished_at, \
-             added, removed, updated, unchanged, reason, source_version, approves_run_id, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id"
-        }
-        Some(_) => {
-            "UPDATE runs SET teamspace_id = $1, source_id = $2, trigger = $3, input = $4, outcome = $5, \
-             started_at = $6, finished_at = $7, added = $8, removed = $9, updated = $10, unchanged = $11, \
-             reason = $12, source_version = $13, approves_run_id = $14, details = $15, owner = NULL \
-             WHERE id = $16 AND outcome = 'running' RETURNING id"
+        None => INSERT_RUN,
+        Some(started) => {
+            args.push(Arg::Int(Some(started.0)));
+            COMPLETE_RUN
         }
     };
-    let details = run.details.as_ref().map(|d| d.to_string());
-    let id: Option<i64> = on_tx!(tx, c => {
-        let query = sqlx::query_scalar(sql)
-            .bind(run.teamspace_id)
-            .bind(run.source_id)
-            .bind(run.trigger.as_str())
-            .bind(run_input(run.input))
-            .bind(outcome.as_str())
-            .bind(run.started_at.0)
-            .bind(now.0)
-            .bind(count(counts.added))
-            .bind(count(counts.removed))
-            .bind(count(counts.updated))
-            .bind(count(counts.unchanged))
-            .bind(reason)
-            .bind(run.source_version)
-            .bind(run.approves.map(|r| r.0))
-            .bind(details.as_deref());
-        let query = match run.started {
-            Some(started) => query.bind(started.0),
-            None => query,
-        };
-        query.fetch_optional(&mut *c).await
-    })?;
-    match (id, run.started) {
+    match (rows.returning_id(sql, &args).await?, run.started) {
         (Some(id), _) => Ok(RunId(id)),
         (None, Some(started)) => Err(StoreError::Refused(format!(
             "run {started} is no longer running (another c7sync process marked it failed); nothing was changed"
@@ -226,61 +252,19 @@ async fn insert_run(
 }
 
 /// Writes the run row and, for an applied run, every member change: the body of
-/// [`super::WriteSession::apply`].
+/// [`super::WriteSession::apply`]. On SQLite the whole of it is one hand-off to the
+/// connection's thread (for a SCIM batch, what each statement's hand-off cost was more than
+/// its work).
 pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Millis) -> Result<RunId, StoreError> {
-    if !plan.is_empty() {
-        on_tx!(tx, c => sqlx::query("UPDATE teamspaces SET version = version + 1 WHERE id = $1")
-            .bind(run.teamspace_id)
-            .execute(&mut *c)
-            .await.map(|done| done.rows_affected()))?;
-    }
-    if let Some(digest) = run.snapshot_digest {
-        on_tx!(tx, c => sqlx::query(
-            "UPDATE sources SET snapshot_digest = $1, \
-             snapshot_version = (SELECT version FROM teamspaces WHERE id = $2) WHERE id = $3",
-        )
-        .bind(&digest[..])
-        .bind(run.teamspace_id)
-        .bind(run.source_id)
-        .execute(&mut *c)
-        .await.map(|done| done.rows_affected()))?;
-    }
-    if plan.changes.iter().any(|c| c.claim != ClaimChange::Keep) {
-        on_tx!(tx, c => sqlx::query("UPDATE sources SET version = version + 1 WHERE id = $1")
-            .bind(run.source_id)
-            .execute(&mut *c)
-            .await.map(|done| done.rows_affected()))?;
-    }
-    let run_id = insert_run(tx, run, Outcome::Applied, Some(plan), None, now).await?;
-    if let Some(held) = run.approves {
-        let marked = on_tx!(tx, c => sqlx::query(
-            "UPDATE runs SET approved_by_run_id = $1 WHERE id = $2 AND approved_by_run_id IS NULL"
-        )
-        .bind(run_id.0)
-        .bind(held.0)
-        .execute(&mut *c)
-        .await
-        .map(|done| done.rows_affected()))?;
-        if marked != 1 {
-            return Err(StoreError::Refused(format!("run {held} has already been approved")));
-        }
-    }
-    let stamp = RunStamp { teamspace_id: run.teamspace_id, source_id: run.source_id, run_id, now };
-    let events = match tx {
+    match tx {
         Tx::Sqlite(tx) => {
-            sqlite::bulk::with_connection(tx, plan.changes.len(), |c| sqlite::write::members(c, stamp, plan)).await?
+            sqlite::bulk::with_connection(tx, plan.changes.len(), |c| {
+                settle(write_applied(&mut sqlite::write::SqliteRows(c), run, plan, now))
+            })
+            .await
         }
-        Tx::Postgres(tx) => postgres::write::members(tx, stamp, plan).await?,
-    };
-    if let Some((first, last)) = events {
-        on_tx!(tx, c => sqlx::query("UPDATE runs SET first_event_id = $1, last_event_id = $2 WHERE id = $3")
-            .bind(first)
-            .bind(last)
-            .bind(run_id.0)
-            .execute(&mut *c)
-            .await.map(|done| done.rows_affected()))?;
+        Tx::Postgres(tx) => write_applied(&mut postgres::write::PostgresRows(tx), run, plan, now).await,
     }
-    Ok(run_id)
 }
 
 /// Writes a run that changes no member. Dry runs and held runs keep their plan (for
@@ -293,16 +277,69 @@ pub(super) async fn record(
     reason: Option<&str>,
     now: Millis,
 ) -> Result<RunId, StoreError> {
-    let run_id = insert_run(tx, run, outcome, plan, reason, now).await?;
-    let Some(plan) = plan else { return Ok(run_id) };
+    let rows = plan.map_or(0, |p| p.changes.len());
     match tx {
         Tx::Sqlite(tx) => {
-            sqlite::bulk::with_connection(tx, plan.changes.len(), |c| sqlite::write::planned_changes(c, run_id, plan))
-                .await?
+            sqlite::bulk::with_connection(tx, rows, |c| {
+                settle(write_recorded(&mut sqlite::write::SqliteRows(c), run, outcome, plan, reason, now))
+            })
+            .await
         }
-        Tx::Postgres(tx) => postgres::write::planned_changes(tx, run_id, plan).await?,
+        Tx::Postgres(tx) => {
+            write_recorded(&mut postgres::write::PostgresRows(tx), run, outcome, plan, reason, now).await
+        }
+    }
+}
+
+/// The steps of an applied run, in order.
+async fn write_applied(rows: &mut impl RunRows, run: &NewRun, plan: &Plan, now: Millis) -> Result<RunId, StoreError> {
+    if !plan.is_empty() {
+        rows.execute(BUMP_TEAMSPACE, &[Arg::Int(Some(run.teamspace_id))]).await?;
+    }
+    if let Some(digest) = run.snapshot_digest {
+        let args = [Arg::Blob(&digest), Arg::Int(Some(run.teamspace_id)), Arg::Int(Some(run.source_id))];
+        rows.execute(REMEMBER_SNAPSHOT, &args).await?;
+    }
+    if plan.changes.iter().any(|c| c.claim != ClaimChange::Keep) {
+        rows.execute(BUMP_SOURCE, &[Arg::Int(Some(run.source_id))]).await?;
+    }
+    let run_id = insert_run(rows, run, Outcome::Applied, Some(plan), None, now).await?;
+    if let Some(held) = run.approves {
+        let marked = rows.execute(MARK_APPROVED, &[Arg::Int(Some(run_id.0)), Arg::Int(Some(held.0))]).await?;
+        if marked != 1 {
+            return Err(StoreError::Refused(format!("run {held} has already been approved")));
+        }
+    }
+    let stamp = RunStamp { teamspace_id: run.teamspace_id, source_id: run.source_id, run_id, now };
+    if let Some((first, last)) = rows.members(stamp, plan).await? {
+        rows.execute(EVENT_RANGE, &[Arg::Int(Some(first)), Arg::Int(Some(last)), Arg::Int(Some(run_id.0))]).await?;
     }
     Ok(run_id)
+}
+
+/// The steps of a run that changes no member.
+async fn write_recorded(
+    rows: &mut impl RunRows,
+    run: &NewRun,
+    outcome: Outcome,
+    plan: Option<&Plan>,
+    reason: Option<&str>,
+    now: Millis,
+) -> Result<RunId, StoreError> {
+    let run_id = insert_run(rows, run, outcome, plan, reason, now).await?;
+    if let Some(plan) = plan {
+        rows.planned_changes(run_id, plan).await?;
+    }
+    Ok(run_id)
+}
+
+/// The result of a write on SQLite's connection, whose steps never wait (`sqlite::write::SqliteRows`
+/// does its work when called), so one poll finishes it.
+fn settle<T>(write: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    use futures_util::FutureExt;
+    write
+        .now_or_never()
+        .unwrap_or_else(|| Err(StoreError::corrupt("runs", "a SQLite write waited, which it never does")))
 }
 
 /// What every row of one applied run shares.

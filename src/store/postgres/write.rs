@@ -9,11 +9,41 @@ use sqlx::{Postgres, Transaction};
 
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
 use crate::plan::{Attributes, Change, ClaimChange, MemberChange, Plan};
-use crate::store::apply::{claim_word, previous, recorded, RunStamp};
+use crate::store::apply::{claim_word, previous, recorded, Arg, RunRows, RunStamp};
 use crate::store::words::{AuditAction, MemberEffect};
 use crate::store::StoreError;
 
 type PgTx = Transaction<'static, Postgres>;
+
+/// A run's writes in the session's transaction.
+pub(in crate::store) struct PostgresRows<'t>(pub(in crate::store) &'t mut PgTx);
+
+fn bound<'q>(sql: &'static str, args: &'q [Arg<'q>]) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    args.iter().fold(sqlx::query(sql), |query, arg| match arg {
+        Arg::Int(value) => query.bind(*value),
+        Arg::Text(value) => query.bind(*value),
+        Arg::Blob(value) => query.bind(*value),
+    })
+}
+
+impl RunRows for PostgresRows<'_> {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        Ok(bound(sql, args).execute(&mut **self.0).await?.rows_affected())
+    }
+
+    async fn returning_id(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>, StoreError> {
+        let row = bound(sql, args).fetch_optional(&mut **self.0).await?;
+        Ok(row.map(|row| sqlx::Row::try_get(&row, 0)).transpose()?)
+    }
+
+    async fn members(&mut self, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
+        members(self.0, stamp, plan).await
+    }
+
+    async fn planned_changes(&mut self, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+        planned_changes(self.0, run_id, plan).await
+    }
+}
 
 /// Plan rows per round of statements. Binding whole columns of a million-row plan held all of
 /// them at once as arrays (888 MiB for a first import); at this size the arrays of one round
@@ -58,11 +88,7 @@ struct EventColumns {
 /// The claim, member, audit and outbox rows of one plan; returns the lowest and highest audit
 /// id written, if any. Each member appears once in a plan, so its rounds are independent;
 /// ids drawn in a later round are higher, so events stay in plan order.
-pub(in crate::store) async fn members(
-    tx: &mut PgTx,
-    stamp: RunStamp,
-    plan: &Plan,
-) -> Result<Option<(i64, i64)>, StoreError> {
+async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
     let mut range: Option<(i64, i64)> = None;
     for changes in plan.changes.chunks(ARRAY_CHUNK_ROWS) {
         if let Some((first, last)) = members_round(tx, stamp, changes).await? {
@@ -214,7 +240,7 @@ async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Re
 }
 
 /// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
-pub(in crate::store) async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
     for (round, changes) in plan.changes.chunks(ARRAY_CHUNK_ROWS).enumerate() {
         planned_changes_round(tx, run_id, (round * ARRAY_CHUNK_ROWS) as i64, changes).await?;
     }

@@ -8,12 +8,55 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::bulk::ChunkedInsert;
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
 use crate::plan::{Attributes, ClaimChange, MemberChange, Plan};
-use crate::store::apply::{claim_word, previous, recorded, RunStamp};
+use crate::store::apply::{claim_word, previous, recorded, Arg, RunRows, RunStamp};
 use crate::store::words::{AuditAction, MemberEffect};
 use crate::store::StoreError;
 
+/// A run's writes on the session's connection, done when called: the future each returns is
+/// ready on its first poll (`apply::settle`).
+pub(in crate::store) struct SqliteRows<'c>(pub(in crate::store) &'c Connection);
+
+impl SqliteRows<'_> {
+    fn bound(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<rusqlite::Statement<'_>, StoreError> {
+        let mut statement = self.0.prepare(sql)?;
+        for (index, arg) in (1..).zip(args) {
+            match arg {
+                Arg::Int(value) => statement.raw_bind_parameter(index, value)?,
+                Arg::Text(value) => statement.raw_bind_parameter(index, value)?,
+                Arg::Blob(value) => statement.raw_bind_parameter(index, value)?,
+            }
+        }
+        Ok(statement)
+    }
+}
+
+impl RunRows for SqliteRows<'_> {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let changed = self.bound(sql, args)?.raw_execute()?;
+        Ok(changed as u64)
+    }
+
+    async fn returning_id(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>, StoreError> {
+        let mut statement = self.bound(sql, args)?;
+        let mut returned = statement.raw_query();
+        let id = match returned.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        };
+        Ok(id)
+    }
+
+    async fn members(&mut self, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
+        members(self.0, stamp, plan)
+    }
+
+    async fn planned_changes(&mut self, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+        planned_changes(self.0, run_id, plan)
+    }
+}
+
 /// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
-pub(in crate::store) fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
+fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
     let mut insert = ChunkedInsert::prepare(
         connection,
         "planned_changes",
@@ -43,11 +86,7 @@ pub(in crate::store) fn planned_changes(connection: &Connection, run_id: RunId, 
 /// is appended to rather than split. Added rows go in multi-row chunks; updates and removals,
 /// rare and keyed, one statement each. Event ids are assigned here (the session holds the
 /// write lock, so nobody else takes ids meanwhile); returns the range written, if any.
-pub(in crate::store) fn members(
-    connection: &Connection,
-    stamp: RunStamp,
-    plan: &Plan,
-) -> Result<Option<(i64, i64)>, StoreError> {
+fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
     let RunStamp { teamspace_id, source_id, run_id, now } = stamp;
     let (run_id, now) = (run_id.0, now.0);
     let gained = plan.changes.iter().filter(|c| c.claim == ClaimChange::Gain).count();
