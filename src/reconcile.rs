@@ -10,7 +10,9 @@ use crate::plan::guard::{self, GuardInput};
 use crate::plan::{
     merge_digest, snapshot_digest, ClaimChange, Counts, Delta, Desired, DesiredClaim, Joined, Plan, Planner, SourceKey,
 };
-use crate::store::{NewRun, Outcome, RunInput, Scope, SourceRecord, Store, StoreError, TeamspaceRecord, WriteSession};
+use crate::store::{
+    NewRun, Outcome, RunEnd, RunInput, Scope, SourceRecord, Store, StoreError, TeamspaceRecord, WriteSession,
+};
 
 /// Delta batches naming more members than this load the whole teamspace.
 const WHOLE_TEAMSPACE_ABOVE: usize = 20_000;
@@ -297,7 +299,10 @@ impl Reconciler {
         };
         let run_id = match cleared {
             Some(cleared) => session.apply(&run, cleared, Millis::now()).await?,
-            None => session.record_run(&run, outcome, Some(&plan), reason.as_deref(), Millis::now()).await?,
+            None => {
+                let end = RunEnd { outcome, plan: Some(&plan), reason: reason.as_deref() };
+                session.record_run(&run, end, Millis::now()).await?
+            }
         };
         if outcome == Outcome::Aborted {
             tracing::warn!(run_id = run_id.0, reason = reason.as_deref().unwrap_or(""), "run held back by a guard");
@@ -316,7 +321,8 @@ impl Reconciler {
         let mut session = self.store.begin_write(&request.teamspace).await?;
         let source = session.ensure_source(&request.source, request.requested_at).await?;
         let run = request.new_run(session.teamspace().id, &source, input);
-        let run_id = session.record_run(&run, Outcome::Failed, None, Some(reason), Millis::now()).await?;
+        let end = RunEnd { outcome: Outcome::Failed, plan: None, reason: Some(reason) };
+        let run_id = session.record_run(&run, end, Millis::now()).await?;
         tracing::warn!(run_id = run_id.0, teamspace = %request.teamspace, source = %request.source, reason, "run failed; nothing changed");
         Ok(request.report(run_id, Outcome::Failed, Some(reason.to_owned()), Plan::default()))
     }

@@ -206,15 +206,20 @@ const BUMP_SOURCE: &str = "UPDATE sources SET version = version + 1 WHERE id = $
 const MARK_APPROVED: &str = "UPDATE runs SET approved_by_run_id = $1 WHERE id = $2 AND approved_by_run_id IS NULL";
 const EVENT_RANGE: &str = "UPDATE runs SET first_event_id = $1, last_event_id = $2 WHERE id = $3";
 
+/// How a run ended, as its row records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The plan: its counts go on the row, and a dry run or held run keeps it whole.
+    pub plan: Option<&'a Plan>,
+    /// Why it was aborted or failed.
+    pub reason: Option<&'a str>,
+}
+
 /// Inserts the finished run, or completes the `running` one it started as.
-async fn insert_run(
-    rows: &mut impl RunRows,
-    run: &NewRun,
-    outcome: Outcome,
-    plan: Option<&Plan>,
-    reason: Option<&str>,
-    now: Millis,
-) -> Result<RunId, StoreError> {
+async fn insert_run(rows: &mut impl RunRows, run: &NewRun, end: RunEnd<'_>, now: Millis) -> Result<RunId, StoreError> {
+    let RunEnd { outcome, plan, reason } = end;
     let counts = plan.map(Plan::counts).unwrap_or_default();
     let count = |n: u64| Arg::Int(Some(i64::try_from(n).unwrap_or(i64::MAX)));
     let details = run.details.as_ref().map(|d| d.to_string());
@@ -269,25 +274,16 @@ pub(super) async fn apply_plan(tx: &mut Tx, run: &NewRun, plan: &Plan, now: Mill
 
 /// Writes a run that changes no member. Dry runs and held runs keep their plan (for
 /// `runs show` and `runs approve`); failed runs keep only their reason.
-pub(super) async fn record(
-    tx: &mut Tx,
-    run: &NewRun,
-    outcome: Outcome,
-    plan: Option<&Plan>,
-    reason: Option<&str>,
-    now: Millis,
-) -> Result<RunId, StoreError> {
-    let rows = plan.map_or(0, |p| p.changes.len());
+pub(super) async fn record(tx: &mut Tx, run: &NewRun, end: RunEnd<'_>, now: Millis) -> Result<RunId, StoreError> {
+    let rows = end.plan.map_or(0, |p| p.changes.len());
     match tx {
         Tx::Sqlite(tx) => {
             sqlite::bulk::with_connection(tx, rows, |c| {
-                settle(write_recorded(&mut sqlite::write::SqliteRows(c), run, outcome, plan, reason, now))
+                settle(write_recorded(&mut sqlite::write::SqliteRows(c), run, end, now))
             })
             .await
         }
-        Tx::Postgres(tx) => {
-            write_recorded(&mut postgres::write::PostgresRows(tx), run, outcome, plan, reason, now).await
-        }
+        Tx::Postgres(tx) => write_recorded(&mut postgres::write::PostgresRows(tx), run, end, now).await,
     }
 }
 
@@ -303,7 +299,8 @@ async fn write_applied(rows: &mut impl RunRows, run: &NewRun, plan: &Plan, now: 
     if plan.changes.iter().any(|c| c.claim != ClaimChange::Keep) {
         rows.execute(BUMP_SOURCE, &[Arg::Int(Some(run.source_id))]).await?;
     }
-    let run_id = insert_run(rows, run, Outcome::Applied, Some(plan), None, now).await?;
+    let end = RunEnd { outcome: Outcome::Applied, plan: Some(plan), reason: None };
+    let run_id = insert_run(rows, run, end, now).await?;
     if let Some(held) = run.approves {
         let marked = rows.execute(MARK_APPROVED, &[Arg::Int(Some(run_id.0)), Arg::Int(Some(held.0))]).await?;
         if marked != 1 {
@@ -321,13 +318,11 @@ async fn write_applied(rows: &mut impl RunRows, run: &NewRun, plan: &Plan, now: 
 async fn write_recorded(
     rows: &mut impl RunRows,
     run: &NewRun,
-    outcome: Outcome,
-    plan: Option<&Plan>,
-    reason: Option<&str>,
+    end: RunEnd<'_>,
     now: Millis,
 ) -> Result<RunId, StoreError> {
-    let run_id = insert_run(rows, run, outcome, plan, reason, now).await?;
-    if let Some(plan) = plan {
+    let run_id = insert_run(rows, run, end, now).await?;
+    if let Some(plan) = end.plan {
         rows.planned_changes(run_id, plan).await?;
     }
     Ok(run_id)

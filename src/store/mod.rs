@@ -40,7 +40,7 @@ use sqlx::SqlitePool;
 pub use engine::Engine;
 use engine::{Fields, Pool};
 
-pub use apply::{NewRun, Outcome, RunInput, RunStatus};
+pub use apply::{NewRun, Outcome, RunEnd, RunInput, RunStatus};
 pub use error::{StoreError, UniqueKey};
 pub use events::{Event, EventFilter, EventState, PendingHead};
 pub use graph_delta::{DeltaBody, DeltaHead, DeltaWrite};

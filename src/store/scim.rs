@@ -6,7 +6,7 @@ use super::engine::{Fields, Tx};
 use super::members::oid_of;
 use super::scim_condition::{self, Rendering, ScimCondition};
 use super::values::{values_list, LIST_CHUNK_ROWS};
-use super::{sqlite, Store, StoreError, WriteSession};
+use super::{postgres, sqlite, Store, StoreError, WriteSession};
 use crate::clock::Millis;
 use crate::domain::Oid;
 
@@ -367,20 +367,13 @@ impl WriteSession {
     /// it was inside a savepoint, so each user gets one there.
     pub async fn scim_put_users(&mut self, users: &[&UserRow], now: Millis) -> Result<UserWrites, StoreError> {
         let teamspace_id = self.teamspace.id;
-        if let Tx::Sqlite(tx) = &mut self.tx {
-            return sqlite::bulk::with_connection(tx, users.len(), |c| {
-                sqlite::scim::put_users(c, teamspace_id, users, now)
-            })
-            .await;
+        match &mut self.tx {
+            Tx::Sqlite(tx) => {
+                sqlite::bulk::with_connection(tx, users.len(), |c| sqlite::scim::put_users(c, teamspace_id, users, now))
+                    .await
+            }
+            Tx::Postgres(tx) => postgres::scim::put_users(tx, teamspace_id, users, now).await,
         }
-        let mut outcomes = Vec::with_capacity(users.len());
-        for user in users {
-            self.savepoint().await?;
-            let stored = self.put_user_postgres(user, now).await;
-            self.end_savepoint(stored.is_ok()).await?;
-            outcomes.push(refusal_or_failure(stored)?);
-        }
-        Ok(outcomes)
     }
 
     /// Deletes a resource (and its group memberships), if it is there.
@@ -398,28 +391,6 @@ impl WriteSession {
         let row = sqlx::query(&sql).bind(self.teamspace.id).bind(id).fetch_optional(&mut *c).await?;
         row.as_ref().map(resource_of).transpose()
         })
-    }
-
-    /// Inserts or replaces a user on PostgreSQL (SQLite: `sqlite::scim::put_users`).
-    async fn put_user_postgres(&mut self, user: &UserRow, now: Millis) -> Result<(i64, Millis), StoreError> {
-        let Tx::Postgres(tx) = &mut self.tx else {
-            return Err(StoreError::corrupt("scim_users", "a PostgreSQL write on another engine"));
-        };
-        let (version, created_at): (i64, i64) = sqlx::query_as(PUT_USER)
-            .bind(self.teamspace.id)
-            .bind(&user.id)
-            .bind(&user.user_name)
-            .bind(user.user_name.to_lowercase())
-            .bind(&user.external_id)
-            .bind(&user.display_name)
-            .bind(user.active)
-            .bind(user.oid.map(|o| o.to_bytes().to_vec()))
-            .bind(&user.member_problem)
-            .bind(&user.resource)
-            .bind(now.0)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok((version, Millis(created_at)))
     }
 
     /// Inserts or replaces a group and its member index; returns its new version and creation

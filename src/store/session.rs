@@ -5,16 +5,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::apply::{apply_plan, record};
+use super::apply::{apply_plan, record, RunEnd};
 use super::engine::Tx;
 use super::health::Health;
 use super::packed::{attach_claims, unpack, MEMBERS_PER_ROW};
 use super::values::LIST_CHUNK_ROWS;
-use super::{postgres, sqlite, NewRun, Outcome, Scope, SourceRecord, StoreError, TeamspaceRecord};
+use super::{postgres, sqlite, NewRun, Scope, SourceRecord, StoreError, TeamspaceRecord};
 use crate::clock::Millis;
 use crate::domain::{Oid, RunId, SourceKind, SourceName};
 use crate::plan::guard::Cleared;
 use crate::plan::{CurrentMember, MemberChange, Plan, SourceKey};
+
+/// One request's part of a write session, kept or undone on its own (SCIM batches): the same
+/// name each time, since savepoints of one session never nest.
+pub(super) const SAVEPOINT: &str = "SAVEPOINT request";
+/// Undoes what was written since [`SAVEPOINT`]; the transaction goes on.
+pub(super) const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT request";
+/// Ends the part begun by [`SAVEPOINT`], keeping what is left of it.
+pub(super) const RELEASE_SAVEPOINT: &str = "RELEASE SAVEPOINT request";
 
 /// An open write transaction on one teamspace. Dropping it without `apply` or `record_run`
 /// rolls everything back.
@@ -37,7 +45,7 @@ impl WriteSession {
     /// Starts a part of the transaction that can be undone alone: one request of a batch
     /// (`scim_put`, `scim_delete`).
     pub(super) async fn savepoint(&mut self) -> Result<(), StoreError> {
-        on_tx!(&mut self.tx, c => sqlx::query("SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+        on_tx!(&mut self.tx, c => sqlx::query(SAVEPOINT).execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -45,9 +53,9 @@ impl WriteSession {
     /// transaction, or undoes it; either way the transaction goes on.
     pub(super) async fn end_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
         if !keep {
-            on_tx!(&mut self.tx, c => sqlx::query("ROLLBACK TO SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+            on_tx!(&mut self.tx, c => sqlx::query(ROLLBACK_TO_SAVEPOINT).execute(&mut *c).await.map(|done| done.rows_affected()))?;
         }
-        on_tx!(&mut self.tx, c => sqlx::query("RELEASE SAVEPOINT request").execute(&mut *c).await.map(|done| done.rows_affected()))?;
+        on_tx!(&mut self.tx, c => sqlx::query(RELEASE_SAVEPOINT).execute(&mut *c).await.map(|done| done.rows_affected()))?;
         Ok(())
     }
 
@@ -215,15 +223,8 @@ impl WriteSession {
     }
 
     /// Commits a run that changes no member (dry run, held, failed), with its plan if given.
-    pub async fn record_run(
-        mut self,
-        run: &NewRun,
-        outcome: Outcome,
-        plan: Option<&Plan>,
-        reason: Option<&str>,
-        now: Millis,
-    ) -> Result<RunId, StoreError> {
-        let run_id = record(&mut self.tx, run, outcome, plan, reason, now).await?;
+    pub async fn record_run(mut self, run: &NewRun, end: RunEnd<'_>, now: Millis) -> Result<RunId, StoreError> {
+        let run_id = record(&mut self.tx, run, end, now).await?;
         commit(self.tx, &self.health).await?;
         Ok(run_id)
     }

@@ -2,6 +2,7 @@
 //! so replicas starting at once apply them once) and the write path built on arrays.
 
 pub(super) mod packed_sql;
+pub(super) mod scim;
 pub(super) mod write;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
