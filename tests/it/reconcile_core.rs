@@ -506,6 +506,46 @@ async fn users_written_together_each_keep_their_own_outcome() {
     assert_eq!((replaced.version, replaced.resource.as_str()), (2, r#"{"n":"stored"}"#));
 }
 
+#[tokio::test]
+async fn users_nothing_refuses_are_written_together_in_list_order() {
+    use c7sync::clock::Millis;
+    use c7sync::store::{ResourceKind, StoreError, UniqueKey, UserRow};
+    let db = temp_db().await;
+    let user = |n: usize| UserRow {
+        id: format!("id-{n}"),
+        user_name: format!("user{n}@contoso.com"),
+        external_id: Some(format!("x-{n}")),
+        display_name: Some(format!("User {n}")),
+        active: n % 2 == 0,
+        oid: (n % 3 == 0).then(|| oid(n as u128)),
+        member_problem: (n % 5 == 0).then(|| "no email".to_owned()),
+        resource: format!("{{\"n\":{n}}}"),
+    };
+    let first: Vec<UserRow> = (0..40).map(user).collect();
+    let mut session = db.store().begin_write("acme").await.unwrap();
+    let outcomes = session.scim_put_users(&first.iter().collect::<Vec<_>>(), Millis(5)).await.unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Ok((1, Millis(5))))), "{outcomes:?}");
+    // A second list after the first, with one user refused in its middle: the others are
+    // written, in order, after the first list's.
+    let mut second: Vec<UserRow> = (40..50).map(user).collect();
+    second[4].user_name = "USER7@contoso.com".into();
+    let outcomes = session.scim_put_users(&second.iter().collect::<Vec<_>>(), Millis(6)).await.unwrap();
+    assert!(matches!(outcomes[4], Err(StoreError::Duplicate(UniqueKey::ScimUserName))), "{:?}", outcomes[4]);
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 9);
+    session.commit().await.unwrap();
+
+    let teamspace = db.store().teamspace("acme").await.unwrap();
+    let listed = db.store().scim_chunk(teamspace.id, ResourceKind::User, 0, 100).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|(_, stored)| stored.id.as_str()).collect();
+    let expected: Vec<String> = (0..50).filter(|n| *n != 44).map(|n| format!("id-{n}")).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>(), "list order is write order");
+    for n in [0, 3, 5, 49] {
+        let stored = db.store().scim_get(teamspace.id, ResourceKind::User, &format!("id-{n}")).await.unwrap().unwrap();
+        assert_eq!(stored.resource, format!("{{\"n\":{n}}}"));
+        assert_eq!(stored.version, 1);
+    }
+}
+
 /// Members as a comparable list: oid, email, name, claiming sources.
 async fn members_of(db: &TestDb) -> Vec<String> {
     let teamspace = db.store().teamspace("acme").await.unwrap();

@@ -143,101 +143,68 @@ async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Re
         events.previous_emails.push(previous_email.map(str::to_owned));
         events.previous_names.push(previous_name.map(str::to_owned));
     }
-    if !gained.is_empty() {
-        sqlx::query(
-            "INSERT INTO claims (teamspace_id, oid, source_id, created_at) \
-             SELECT $1, u.oid, $2, $3 FROM UNNEST($4::bytea[]) AS u(oid)",
-        )
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(WRITE_ROUND)
         .bind(teamspace_id)
         .bind(source_id)
         .bind(now.0)
+        .bind(run_id.0)
         .bind(&gained)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !dropped.is_empty() {
-        sqlx::query("DELETE FROM claims WHERE teamspace_id = $1 AND source_id = $2 AND oid = ANY($3)")
-            .bind(teamspace_id)
-            .bind(source_id)
-            .bind(&dropped)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !added.oids.is_empty() {
-        sqlx::query(
-            "INSERT INTO members (teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, \
-                 created_at, updated_at) \
-             SELECT $1, u.oid, u.email, u.name, u.email_hash, u.name_hash, $2, $3, $3 \
-             FROM UNNEST($4::bytea[], $5::text[], $6::text[], $7::int8[], $8::int8[]) \
-                 AS u(oid, email, name, email_hash, name_hash)",
-        )
-        .bind(teamspace_id)
-        .bind(source_id)
-        .bind(now.0)
+        .bind(&dropped)
         .bind(&added.oids)
         .bind(&added.emails)
         .bind(&added.names)
         .bind(&added.email_hashes)
         .bind(&added.name_hashes)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !updated.oids.is_empty() {
-        sqlx::query(
-            "UPDATE members m SET email = u.email, display_name = u.name, email_hash = u.email_hash, \
-                 name_hash = u.name_hash, attrs_source_id = $2, updated_at = $3 \
-             FROM UNNEST($4::bytea[], $5::text[], $6::text[], $7::int8[], $8::int8[]) \
-                 AS u(oid, email, name, email_hash, name_hash) \
-             WHERE m.teamspace_id = $1 AND m.oid = u.oid",
-        )
-        .bind(teamspace_id)
-        .bind(source_id)
-        .bind(now.0)
         .bind(&updated.oids)
         .bind(&updated.emails)
         .bind(&updated.names)
         .bind(&updated.email_hashes)
         .bind(&updated.name_hashes)
-        .execute(&mut **tx)
+        .bind(&removed)
+        .bind(&events.actions)
+        .bind(&events.oids)
+        .bind(&events.emails)
+        .bind(&events.names)
+        .bind(&events.previous_emails)
+        .bind(&events.previous_names)
+        .fetch_one(&mut **tx)
         .await?;
-    }
-    if !removed.is_empty() {
-        sqlx::query("DELETE FROM members WHERE teamspace_id = $1 AND oid = ANY($2)")
-            .bind(teamspace_id)
-            .bind(&removed)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if events.oids.is_empty() {
-        return Ok(None);
-    }
-    // Ids are drawn in plan order; each event is queued for delivery in the same statement.
-    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "WITH events AS ( \
-             INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, \
-                 previous_email, previous_display_name, occurred_at) \
-             SELECT nextval('audit_event_ids'), $1, $2, $3, u.action, u.oid, u.email, u.name, 'developer', \
-                 u.previous_email, u.previous_name, $4 \
-             FROM UNNEST($5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
-                 AS u(action, oid, email, name, previous_email, previous_name, n) \
-             ORDER BY u.n RETURNING id), \
-         queued AS (INSERT INTO outbox (teamspace_id, event_id) SELECT $1, id FROM events) \
-         SELECT min(id), max(id) FROM events",
-    )
-    .bind(teamspace_id)
-    .bind(run_id.0)
-    .bind(source_id)
-    .bind(now.0)
-    .bind(&events.actions)
-    .bind(&events.oids)
-    .bind(&events.emails)
-    .bind(&events.names)
-    .bind(&events.previous_emails)
-    .bind(&events.previous_names)
-    .fetch_one(&mut **tx)
-    .await?;
     Ok(first.zip(last))
 }
+
+/// One round of a plan's rows as one statement: a SCIM batch is a round of a few rows, where
+/// each statement's round trip costs more than its writes (BENCHMARKS.md, SCIM on PostgreSQL).
+/// The parts touch different rows (a member appears once in a plan), so that they run
+/// side by side on one snapshot changes nothing. Audit ids are drawn in plan order and each
+/// event is queued for delivery; returns the lowest and highest id drawn.
+/// `$1` teamspace, `$2` source, `$3` now, `$4` run; claims gained `$5` and dropped `$6`;
+/// members added `$7`–`$11` and updated `$12`–`$16` (oid, email, name, their fingerprints);
+/// members removed `$17`; events `$18`–`$23` (action, oid, email, name, previous email and
+/// name).
+const WRITE_ROUND: &str = "WITH \
+     gained AS (INSERT INTO claims (teamspace_id, oid, source_id, created_at) \
+         SELECT $1, u.oid, $2, $3 FROM UNNEST($5::bytea[]) AS u(oid)), \
+     dropped AS (DELETE FROM claims WHERE teamspace_id = $1 AND source_id = $2 AND oid = ANY($6)), \
+     added AS (INSERT INTO members (teamspace_id, oid, email, display_name, email_hash, name_hash, \
+             attrs_source_id, created_at, updated_at) \
+         SELECT $1, u.oid, u.email, u.name, u.email_hash, u.name_hash, $2, $3, $3 \
+         FROM UNNEST($7::bytea[], $8::text[], $9::text[], $10::int8[], $11::int8[]) \
+             AS u(oid, email, name, email_hash, name_hash)), \
+     updated AS (UPDATE members m SET email = u.email, display_name = u.name, email_hash = u.email_hash, \
+             name_hash = u.name_hash, attrs_source_id = $2, updated_at = $3 \
+         FROM UNNEST($12::bytea[], $13::text[], $14::text[], $15::int8[], $16::int8[]) \
+             AS u(oid, email, name, email_hash, name_hash) \
+         WHERE m.teamspace_id = $1 AND m.oid = u.oid), \
+     removed AS (DELETE FROM members WHERE teamspace_id = $1 AND oid = ANY($17)), \
+     events AS (INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, \
+             display_name, role, previous_email, previous_display_name, occurred_at) \
+         SELECT nextval('audit_event_ids'), $1, $4, $2, u.action, u.oid, u.email, u.name, 'developer', \
+             u.previous_email, u.previous_name, $3 \
+         FROM UNNEST($18::text[], $19::bytea[], $20::text[], $21::text[], $22::text[], $23::text[]) \
+             WITH ORDINALITY AS u(action, oid, email, name, previous_email, previous_name, n) \
+         ORDER BY u.n RETURNING id), \
+     queued AS (INSERT INTO outbox (teamspace_id, event_id) SELECT $1, id FROM events) \
+     SELECT min(id), max(id) FROM events";
 
 /// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.
 async fn planned_changes(tx: &mut PgTx, run_id: RunId, plan: &Plan) -> Result<(), StoreError> {
