@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, Transaction};
 
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
@@ -64,6 +66,12 @@ struct MemberColumns {
 }
 
 impl MemberColumns {
+    /// Binds the columns in the order a statement's `UNNEST` names them: oid, email, name and
+    /// their fingerprints.
+    fn bind<'q, O>(&'q self, query: QueryAs<'q, Postgres, O, PgArguments>) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query.bind(&self.oids).bind(&self.emails).bind(&self.names).bind(&self.email_hashes).bind(&self.name_hashes)
+    }
+
     fn push(&mut self, oid: Vec<u8>, attributes: &Attributes) {
         let name = attributes.display_name.as_deref();
         self.oids.push(oid);
@@ -143,32 +151,23 @@ async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Re
         events.previous_emails.push(previous_email.map(str::to_owned));
         events.previous_names.push(previous_name.map(str::to_owned));
     }
-    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(WRITE_ROUND)
+    let query = sqlx::query_as(WRITE_ROUND)
         .bind(teamspace_id)
         .bind(source_id)
         .bind(now.0)
         .bind(run_id.0)
         .bind(&gained)
-        .bind(&dropped)
-        .bind(&added.oids)
-        .bind(&added.emails)
-        .bind(&added.names)
-        .bind(&added.email_hashes)
-        .bind(&added.name_hashes)
-        .bind(&updated.oids)
-        .bind(&updated.emails)
-        .bind(&updated.names)
-        .bind(&updated.email_hashes)
-        .bind(&updated.name_hashes)
+        .bind(&dropped);
+    let query = updated
+        .bind(added.bind(query))
         .bind(&removed)
         .bind(&events.actions)
         .bind(&events.oids)
         .bind(&events.emails)
         .bind(&events.names)
         .bind(&events.previous_emails)
-        .bind(&events.previous_names)
-        .fetch_one(&mut **tx)
-        .await?;
+        .bind(&events.previous_names);
+    let (first, last): (Option<i64>, Option<i64>) = query.fetch_one(&mut **tx).await?;
     Ok(first.zip(last))
 }
 
