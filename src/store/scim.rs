@@ -364,7 +364,8 @@ impl WriteSession {
     /// On SQLite the whole list is one hand-off to the connection's thread (a SCIM batch of
     /// creations is most of its statements), and no savepoint is needed: SQLite undoes a
     /// failing statement by itself. PostgreSQL aborts the whole transaction on any error unless
-    /// it was inside a savepoint, so each user gets one there.
+    /// it was inside a savepoint, so there a list goes in as one statement that skips whoever
+    /// a unique index refuses, and only when it skipped someone, one user per savepoint.
     pub async fn scim_put_users(&mut self, users: &[&UserRow], now: Millis) -> Result<UserWrites, StoreError> {
         let teamspace_id = self.teamspace.id;
         match &mut self.tx {
