@@ -1,7 +1,8 @@
-//! A plan's rows on PostgreSQL: each kind of row in one statement fed whole columns as arrays
-//! (`UNNEST`), [`ARRAY_CHUNK_ROWS`] plan rows at a time, so a million-member import is a few
-//! hundred round trips and never holds a million-element array. Audit ids come from the
-//! `audit_event_ids` sequence, which replicas writing at once never share.
+//! A plan's rows on PostgreSQL: every kind of row in one statement ([`WRITE_ROUND`]) fed whole
+//! columns as arrays (`UNNEST`), [`ARRAY_CHUNK_ROWS`] plan rows at a time, so a million-member
+//! import is a few dozen round trips and never holds a million-element array, and a SCIM
+//! batch's rows are one. Audit ids come from the `audit_event_ids` sequence, which replicas
+//! writing at once never share.
 
 use std::collections::HashMap;
 
