@@ -83,22 +83,27 @@ async fn insert_new(
     users: &[&UserRow],
     now: Millis,
 ) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
-    let column = |f: fn(&UserRow) -> Option<String>| users.iter().map(|u| f(u)).collect::<Vec<_>>();
+    // Borrowed where the row has the value: a body can be kilobytes, and it is bound, not kept.
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(INSERT_NEW_USERS)
         .bind(teamspace_id)
         .bind(now.0)
-        .bind(column(|u| Some(u.id.clone())))
-        .bind(column(|u| Some(u.user_name.clone())))
-        .bind(column(|u| Some(u.user_name.to_lowercase())))
-        .bind(column(|u| u.external_id.clone()))
-        .bind(column(|u| u.display_name.clone()))
-        .bind(users.iter().map(|u| u.active).collect::<Vec<_>>())
-        .bind(users.iter().map(|u| u.oid.map(|o| o.to_bytes().to_vec())).collect::<Vec<_>>())
-        .bind(column(|u| u.member_problem.clone()))
-        .bind(column(|u| Some(u.resource.clone())))
+        .bind(column(users, |u| u.id.as_str()))
+        .bind(column(users, |u| u.user_name.as_str()))
+        .bind(column(users, |u| u.user_name.to_lowercase()))
+        .bind(column(users, |u| u.external_id.as_deref()))
+        .bind(column(users, |u| u.display_name.as_deref()))
+        .bind(column(users, |u| u.active))
+        .bind(column(users, |u| u.oid.map(|o| o.to_bytes().to_vec())))
+        .bind(column(users, |u| u.member_problem.as_deref()))
+        .bind(column(users, |u| u.resource.as_str()))
         .fetch_all(&mut **tx)
         .await?;
     Ok(rows.into_iter().map(|(id, version, created_at)| (id, (version, Millis(created_at)))).collect())
+}
+
+/// One value of each user, in list order: a column to bind as an array.
+fn column<'u, T>(users: &[&'u UserRow], value: impl Fn(&'u UserRow) -> T) -> Vec<T> {
+    users.iter().map(|user| value(user)).collect()
 }
 
 /// One user in a savepoint of its own: refused by a unique index, it leaves nothing behind and
