@@ -31,9 +31,13 @@ use crate::token::TokenService;
 const MAX_LIMIT: i64 = 1000;
 const OPENAPI: &str = include_str!("openapi.json");
 
-/// What the API needs.
+/// What the API needs: one shared allocation, since axum clones the state for every request
+/// (a clone of each field was some twenty reference-count updates per request).
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiParts>);
+
+/// [`ApiState`]'s fields.
+pub struct ApiParts {
     /// The store.
     pub store: Store,
     /// SHA-256 of the admin token (compared in constant time); `None` while it is not set.
@@ -48,6 +52,14 @@ pub struct ApiState {
     pub config: Arc<Config>,
 }
 
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
 impl ApiState {
     /// State for the `/v1` routes; `members` should be kept fresh by its own task.
     pub fn new(
@@ -59,7 +71,15 @@ impl ApiState {
         tokens: Arc<TokenService>,
     ) -> Self {
         let store = reconciler.store().clone();
-        ApiState { store, admin_token, teamspaces: Arc::new(teamspaces), members, tokens, reconciler, config }
+        ApiState(Arc::new(ApiParts {
+            store,
+            admin_token,
+            teamspaces: Arc::new(teamspaces),
+            members,
+            tokens,
+            reconciler,
+            config,
+        }))
     }
 
     /// A configured teamspace and its row id.

@@ -53,8 +53,14 @@ async fn answer(state: &ApiState, name: &str, headers: &HeaderMap) -> Response {
 
 fn accepted_response(teamspace: &TeamspaceTokens, accepted: &Accepted) -> Response {
     let body = accepted.body(&teamspace.name);
-    let mut response = Json(&body).into_response();
-    let headers = response.headers_mut();
+    let Ok(json) = serde_json::to_vec(&body) else {
+        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the answer could not be encoded")
+            .into_response();
+    };
+    // Sized for every header of the answer, content-length included: growing the map twice
+    // per request showed in the cold check's profile.
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in [
         ("x-c7sync-teamspace", body.teamspace),
         ("x-c7sync-tenant-id", body.tenant_id),
@@ -66,6 +72,8 @@ fn accepted_response(teamspace: &TeamspaceTokens, accepted: &Accepted) -> Respon
         }
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = Response::new(axum::body::Body::from(json));
+    *response.headers_mut() = headers;
     response
 }
 

@@ -37,6 +37,39 @@ pub struct Explanation {
     pub undecided: bool,
 }
 
+/// The checks run so far: every one for the troubleshooter; only failures for the service,
+/// which needs no more and so allocates nothing for a token that passes.
+struct Record {
+    every_check: bool,
+    checks: Vec<Check>,
+}
+
+impl Record {
+    fn every_check() -> Record {
+        Record { every_check: true, checks: Vec::new() }
+    }
+
+    fn failures_only() -> Record {
+        Record { every_check: false, checks: Vec::new() }
+    }
+
+    fn push(&mut self, check: Check) {
+        if self.every_check || check.failed() {
+            self.checks.push(check);
+        }
+    }
+
+    fn extend(&mut self, checks: impl IntoIterator<Item = Check>) {
+        for check in checks {
+            self.push(check);
+        }
+    }
+
+    fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| c.failed())
+    }
+}
+
 /// Run every check, or stop at the first failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -70,7 +103,7 @@ impl TokenService {
         let stage_one = match teamspace.decisions.get(&key, now) {
             Some(remembered) => remembered,
             None => {
-                let mut checks = Vec::new();
+                let mut checks = Record::failures_only();
                 let (stage_one, expires) =
                     match self.stage_one(teamspace, token, now, Mode::FirstFailure, &mut checks).await {
                         Ok(found) => found,
@@ -110,8 +143,9 @@ impl TokenService {
     /// signature (no key fetch).
     pub async fn explain(&self, teamspace: &TeamspaceTokens, token: &str, offline: bool) -> Explanation {
         let now = self.clock.now();
-        let mut checks = Vec::new();
-        let outcome = self.stage_one(teamspace, token, now, Mode::Everything { offline }, &mut checks).await;
+        let mut record = Record::every_check();
+        let outcome = self.stage_one(teamspace, token, now, Mode::Everything { offline }, &mut record).await;
+        let mut checks = record.checks;
         let decoded = jws::decode(token).ok();
         let mut undecided = matches!(outcome, Err(Verdict::Undecided { .. }));
         if let Some(oid) = decoded.as_ref().and_then(rules::object_id) {
@@ -146,7 +180,7 @@ impl TokenService {
         }
     }
 
-    /// Stage 1 in order, its checks appended to `checks`. `Ok` with the decision and the
+    /// Stage 1 in order, its checks recorded in `checks`. `Ok` with the decision and the
     /// token's expiry; `Err(Verdict::Undecided)` when the keys could not be had.
     async fn stage_one(
         &self,
@@ -154,7 +188,7 @@ impl TokenService {
         token: &str,
         now: Millis,
         mode: Mode,
-        checks: &mut Vec<Check>,
+        checks: &mut Record,
     ) -> Result<(StageOne, Option<Millis>), Verdict> {
         let expected = &teamspace.expected;
         let refused =
@@ -199,12 +233,12 @@ impl TokenService {
             if let Some(verdict) = undecided {
                 return Err(verdict);
             }
-            if let Some(check) = checks.iter().find(|c| c.failed()) {
+            if let Some(check) = checks.first_failure() {
                 return Ok((refused(check), expires));
             }
         }
         checks.extend(rules::after_signature(&jws, expected, describe));
-        if let Some(check) = checks.iter().find(|c| c.failed()) {
+        if let Some(check) = checks.first_failure() {
             return Ok((refused(check), expires));
         }
         if let Some(verdict) = undecided {
@@ -222,7 +256,7 @@ impl TokenService {
         teamspace: &TeamspaceTokens,
         jws: &Jws<'_>,
         describe: bool,
-        checks: &mut Vec<Check>,
+        checks: &mut Record,
     ) -> Option<Verdict> {
         let expected = &teamspace.expected;
         let Some(kid) = jws.header.kid() else {

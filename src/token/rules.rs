@@ -81,9 +81,9 @@ impl Check {
 
 /// The checks that come before the signature: header, tenant, issuer, audience, lifetime.
 /// Checks that pass say what they found only when `describe` (the hot path skips the text).
-pub fn before_signature(jws: &Jws<'_>, expected: &Expectation, now_seconds: i64, describe: bool) -> Vec<Check> {
+pub fn before_signature(jws: &Jws<'_>, expected: &Expectation, now_seconds: i64, describe: bool) -> [Check; 9] {
     let rules = Rules { jws, expected, describe };
-    vec![
+    [
         rules.algorithm(),
         rules.key_id(),
         rules.not_graph(),
@@ -97,9 +97,9 @@ pub fn before_signature(jws: &Jws<'_>, expected: &Expectation, now_seconds: i64,
 }
 
 /// The checks on a token whose signature held: whose it is and what it may do.
-pub fn after_signature(jws: &Jws<'_>, expected: &Expectation, describe: bool) -> Vec<Check> {
+pub fn after_signature(jws: &Jws<'_>, expected: &Expectation, describe: bool) -> [Check; 2] {
     let rules = Rules { jws, expected, describe };
-    vec![rules.object_id(), rules.scope()]
+    [rules.object_id(), rules.scope()]
 }
 
 /// The scopes a token carries (`scp` is space-separated).
@@ -322,7 +322,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let jws = jws::decode(&token).unwrap();
-        let mut checks = before_signature(&jws, &expected(), NOW, true);
+        let mut checks = before_signature(&jws, &expected(), NOW, true).to_vec();
         checks.extend(after_signature(&jws, &expected(), true));
         checks.into_iter().find(Check::failed).and_then(|c| c.reason)
     }
