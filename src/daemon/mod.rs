@@ -97,10 +97,9 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
         }
     };
     let metrics = Metrics::new();
-    let api = api_state(config, &reconciler, &metrics).await?;
-
     let shutdown = CancellationToken::new();
     let http_shutdown = CancellationToken::new();
+    let api = api_state(config, &reconciler, &metrics, &http_shutdown).await?;
     let policies = config
         .teamspaces
         .iter()
@@ -147,16 +146,22 @@ pub async fn serve(config: &Config, reconciler: Reconciler, options: DaemonOptio
     Ok(())
 }
 
-/// The `/v1` state: the member look-up and the token check (kept fresh by tasks spawned here),
-/// and the admin token from `$C7SYNC_ADMIN_TOKEN`.
-async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metrics>) -> Result<ApiState, DaemonError> {
+/// The `/v1` state: the member look-up and the token check (kept fresh by tasks spawned here
+/// until `stop`, so that none reads a store already closed at shutdown), and the admin token
+/// from `$C7SYNC_ADMIN_TOKEN`.
+async fn api_state(
+    config: &Config,
+    reconciler: &Reconciler,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> Result<ApiState, DaemonError> {
     let store = reconciler.store();
     let mut teamspaces = HashMap::new();
     for teamspace in &config.teamspaces {
         teamspaces.insert(teamspace.name.to_string(), store.teamspace(teamspace.name.as_str()).await?.id);
     }
     let members = MemberLookup::new(store.clone());
-    tokio::spawn(members.clone().keep_fresh());
+    tokio::spawn(stop.clone().run_until_cancelled_owned(members.clone().keep_fresh()));
     let tokens = TokenService::for_config(
         config,
         &teamspaces,
@@ -167,7 +172,7 @@ async fn api_state(config: &Config, reconciler: &Reconciler, metrics: &Arc<Metri
     )
     .map_err(|e| DaemonError::HttpClient(e.to_string()))?;
     let tokens = Arc::new(tokens);
-    tokio::spawn(tokens.keys().clone().keep_fresh());
+    tokio::spawn(stop.clone().run_until_cancelled_owned(tokens.keys().clone().keep_fresh()));
     let admin_token = match crate::secret::from_env("C7SYNC_ADMIN_TOKEN") {
         None => {
             tracing::info!("C7SYNC_ADMIN_TOKEN is not set: the /v1 admin API is off (token checks at /v1/teamspaces/{{t}}/authorize are on)");
