@@ -44,10 +44,18 @@ impl MemberLookup {
     }
 
     /// Drops the answers of teamspaces whose version moved, every [`CACHE_CHECK_INTERVAL`].
+    /// While the versions cannot be read, nothing is cached: a change would go unseen, so
+    /// every look-up goes to the database (and fails with it, rather than answer from a list
+    /// that may have lost a member since).
     pub async fn keep_fresh(self) {
+        let mut failing = false;
         loop {
             match self.store.teamspace_versions().await {
                 Ok(versions) => {
+                    if failing {
+                        tracing::info!("teamspace versions readable again; member look-ups are cached again");
+                        failing = false;
+                    }
                     if let Ok(mut cache) = self.cache.write() {
                         for (teamspace, version) in versions {
                             let entry = cache.entry(teamspace).or_default();
@@ -57,7 +65,16 @@ impl MemberLookup {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database"),
+                Err(error) => {
+                    if let Ok(mut cache) = self.cache.write() {
+                        cache.clear();
+                    }
+                    // Once per outage, not every interval.
+                    if !failing {
+                        tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database");
+                        failing = true;
+                    }
+                }
             }
             tokio::time::sleep(CACHE_CHECK_INTERVAL).await;
         }

@@ -280,6 +280,32 @@ async fn a_removed_member_is_refused_within_a_second() {
 }
 
 #[tokio::test]
+async fn cached_members_are_not_trusted_while_the_member_list_cannot_be_read() {
+    let setup = Setup::start().await;
+    let token = setup.token(&[]);
+    assert_eq!(setup.app.authorize("acme", Some(&token)).await.status(), 200);
+    assert_eq!(setup.app.authorize("acme", Some(&token)).await.status(), 200, "now from the caches");
+    // The database goes away: a removal there could no longer be seen, so the cached "member"
+    // must not keep answering 200 — the check cannot decide (503) until it can read again.
+    setup.app.reconciler.store().close().await;
+    let closed = Instant::now();
+    loop {
+        let response = setup.app.authorize("acme", Some(&token)).await;
+        if response.status() == 503 {
+            assert!(response.headers().contains_key("retry-after"));
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        assert!(
+            closed.elapsed() < Duration::from_secs(5),
+            "still accepted {:?} after the store closed",
+            closed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_picked_up_with_one_refetch() {
     let setup = Setup::start().await;
     assert_eq!(setup.app.authorize("acme", Some(&setup.token(&[]))).await.status(), 200);
