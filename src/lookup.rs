@@ -65,16 +65,16 @@ impl MemberLookup {
                         }
                     }
                 }
-                Err(error) => {
+                // Once per outage: with no entries left, `remember` caches nothing until the
+                // versions are read again.
+                Err(error) if !failing => {
                     if let Ok(mut cache) = self.cache.write() {
                         cache.clear();
                     }
-                    // Once per outage, not every interval.
-                    if !failing {
-                        tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database");
-                        failing = true;
-                    }
+                    tracing::warn!(%error, "cannot read teamspace versions; look-ups go to the database");
+                    failing = true;
                 }
+                Err(_) => {}
             }
             tokio::time::sleep(CACHE_CHECK_INTERVAL).await;
         }
