@@ -116,22 +116,56 @@ fn writer_for(state: &ScimState, teamspace_id: i64) -> Result<mpsc::Sender<Job>>
 }
 
 async fn run(reconciler: Reconciler, mut receiver: mpsc::Receiver<Job>) {
+    let mut expected = 1;
     while let Some(first) = receiver.recv().await {
-        let mut jobs = vec![first];
-        // After each take, handlers about to submit get a turn: bigger batches share the
-        // batch's fixed cost (its run, its commit). Two yields, the last one just before the
-        // batch starts, is what was measured at 16 connections (BENCHMARKS.md); one measured
-        // within noise of it, a little lower.
-        for _ in 0..2 {
-            take_waiting(&mut receiver, &mut jobs);
-            tokio::task::yield_now().await;
-        }
+        let jobs = gather(&mut receiver, first, expected, FILL_WAIT).await;
+        let taken = jobs.len();
         commit_batch(&reconciler, jobs).await;
+        // Requests that came in while the batch ran were sent by clients the batch did not
+        // answer: with the ones it answered, that is how many write at once.
+        expected = (taken + receiver.len()).min(MAX_BATCH);
     }
 }
 
+/// How long a batch may wait for the requests it expects. Clients on this host answer
+/// within a fraction of it; tokio's timer ticks in milliseconds, so shorter would round up.
+const FILL_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The batch that starts with `first`: the requests waiting, and then, while fewer than
+/// `expected` (how many clients wrote at once around the last batch) have come, those that
+/// arrive within `wait` ([`FILL_WAIT`]).
+///
+/// A batch's fixed cost (its lock, its run, its commit: on PostgreSQL a dozen round trips)
+/// is most of what it costs, so clients that write at once should share one batch. Without
+/// the wait, 16 clients split into two halves that take turns, each batch holding the half
+/// that came back while the other half was committed; with it, the clients just answered are
+/// waited for, and one batch holds all 16 (BENCHMARKS.md, SCIM). A lone client never waits:
+/// no request arrives while its batch runs, so `expected` stays 1.
+async fn gather<T>(receiver: &mut mpsc::Receiver<T>, first: T, expected: usize, wait: std::time::Duration) -> Vec<T> {
+    let mut jobs = vec![first];
+    // After each take, handlers about to submit get a turn. Two yields, the last one just
+    // before the batch starts, is what was measured at 16 connections (BENCHMARKS.md); one
+    // measured within noise of it, a little lower.
+    for _ in 0..2 {
+        take_waiting(receiver, &mut jobs);
+        tokio::task::yield_now().await;
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    while jobs.len() < expected.min(MAX_BATCH) {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(job)) => {
+                jobs.push(job);
+                take_waiting(receiver, &mut jobs);
+            }
+            // The wait is over, or the server is stopping: the batch goes as it is.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    jobs
+}
+
 /// Adds the requests already waiting to `jobs`, up to [`MAX_BATCH`].
-fn take_waiting(receiver: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+fn take_waiting<T>(receiver: &mut mpsc::Receiver<T>, jobs: &mut Vec<T>) {
     while jobs.len() < MAX_BATCH {
         match receiver.try_recv() {
             Ok(job) => jobs.push(job),
@@ -473,4 +507,62 @@ async fn write_group(
         oids.extend(session.scim_group_member_oids(id).await?);
     }
     Ok((oids, Some(StoredResource { id: row.id, resource: row.resource, version, created_at, updated_at: now })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::{gather, MAX_BATCH};
+
+    const WAIT: Duration = Duration::from_millis(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_client_never_waits() {
+        let (_sender, mut receiver) = mpsc::channel(8);
+        let start = Instant::now();
+        let jobs = gather(&mut receiver, 1, 1, WAIT).await;
+        assert_eq!(jobs, [1]);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_the_clients_it_expects_and_no_longer() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        sender.send(2).await.unwrap();
+        let open = sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            sender.send(3).await.unwrap();
+            sender.send(4).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            sender.send(5).await.unwrap();
+        });
+        let start = Instant::now();
+        let jobs = gather(&mut receiver, 1, 4, WAIT).await;
+        assert_eq!(jobs, [1, 2, 3, 4], "the batch starts once the expected four are there");
+        assert_eq!(start.elapsed(), Duration::from_millis(3));
+        let jobs = gather(&mut receiver, 10, 3, WAIT).await;
+        assert_eq!(jobs, [10, 5], "a client that does not come is waited for at most WAIT");
+        assert_eq!(start.elapsed(), Duration::from_millis(3) + WAIT);
+        drop(open);
+        let jobs = gather(&mut receiver, 11, 3, WAIT).await;
+        assert_eq!(jobs, [11], "a server stopping does not wait");
+        assert_eq!(start.elapsed(), Duration::from_millis(3) + WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_what_waits_up_to_its_limit_without_waiting() {
+        let (sender, mut receiver) = mpsc::channel(2 * MAX_BATCH);
+        for job in 1..2 * MAX_BATCH {
+            sender.send(job).await.unwrap();
+        }
+        let start = Instant::now();
+        let jobs = gather(&mut receiver, 0, 2 * MAX_BATCH, WAIT).await;
+        assert_eq!(jobs, (0..MAX_BATCH).collect::<Vec<_>>());
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
 }
