@@ -5,6 +5,7 @@
 //! writing at once never share.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
@@ -56,6 +57,24 @@ const ARRAY_CHUNK_ROWS: usize = 50_000;
 /// Plans of at least this many rows refresh the statistics of the tables the next run reads.
 const ANALYZE_FROM_ROWS: usize = 10_000;
 
+/// Plan rows this process has written, for [`doubled_to`].
+static ROWS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this process's plan rows, going from `before` to `after`, passed 1,024 or one of
+/// its doublings up to 8,192: a point at which a new database's tables, growing a batch at a
+/// time (SCIM), have doubled since the statistics last refreshed here.
+///
+/// The statistics are also the prepared statements' plans. A statement first run while its
+/// tables were nearly empty keeps a generic plan that scans them whole (the cheapest plan for
+/// an empty table), and PostgreSQL re-plans it only when the table is analysed: autovacuum
+/// does that within a minute, during which every SCIM batch on a new database read all of a
+/// fast-growing teamspace, three times (BENCHMARKS.md, PostgreSQL). Statistics of 8,192 rows
+/// already make every look-up plan use its index, so later doublings are left to autovacuum:
+/// each ANALYZE holds up its batch, and at 32,768 rows that took 100-200 ms.
+fn doubled_to(before: u64, after: u64) -> bool {
+    (10..=13).any(|k| before < 1 << k && after >= 1 << k)
+}
+
 /// Members written or changed, one array per column.
 #[derive(Default)]
 struct MemberColumns {
@@ -106,10 +125,13 @@ async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(
     }
     // Until autovacuum next analyses them, PostgreSQL plans the next run's ordered page reads
     // of these rows as whole-table scans (it assumes they lie in no particular order): the
-    // re-plan after a 1M first import spent 12 s reading them. ANALYZE in the transaction
-    // counts its own rows, and its statistics are published with the commit.
-    if plan.changes.len() >= ANALYZE_FROM_ROWS {
-        sqlx::query("ANALYZE members, claims").execute(&mut **tx).await?;
+    // re-plan after a 1M first import spent 12 s reading them. A new database growing a batch
+    // at a time keeps scanning plans too ([`doubled_to`]). ANALYZE in the transaction counts
+    // its own rows, and its statistics are published with the commit.
+    let rows = plan.changes.len() as u64;
+    let before = ROWS_WRITTEN.fetch_add(rows, Ordering::Relaxed);
+    if plan.changes.len() >= ANALYZE_FROM_ROWS || doubled_to(before, before + rows) {
+        sqlx::query("ANALYZE members, claims, scim_users").execute(&mut **tx).await?;
     }
     Ok(range)
 }
@@ -277,4 +299,21 @@ pub(in crate::store) async fn stored_attributes(
         stored.insert(oid, Attributes { email, display_name: display_name.map(DisplayName::from_stored) });
     }
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::doubled_to;
+
+    #[test]
+    fn statistics_refresh_at_each_doubling_from_1024_to_8192_rows() {
+        assert!(!doubled_to(0, 1023));
+        assert!(doubled_to(1023, 1024));
+        assert!(doubled_to(1000, 1100));
+        assert!(!doubled_to(1024, 2047));
+        assert!(doubled_to(2040, 2050));
+        assert!(doubled_to(0, 1_000_000), "one large write passes them all");
+        assert!(doubled_to(8191, 8192));
+        assert!(!doubled_to(8192, 1 << 20), "past 8,192 only large plans refresh them");
+    }
 }
