@@ -139,8 +139,9 @@ const FILL_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 /// is most of what it costs, so clients that write at once should share one batch. Without
 /// the wait, 16 clients split into two halves that take turns, each batch holding the half
 /// that came back while the other half was committed; with it, the clients just answered are
-/// waited for, and one batch holds all 16 (BENCHMARKS.md, SCIM). A lone client never waits:
-/// no request arrives while its batch runs, so `expected` stays 1.
+/// waited for, and one batch holds all 16 (BENCHMARKS.md, SCIM). A lone client does not wait:
+/// no request arrives while its batch runs, so `expected` is 1 (after a burst, the first
+/// request waits once, and that batch sets `expected` again).
 async fn gather<T>(receiver: &mut mpsc::Receiver<T>, first: T, expected: usize, wait: std::time::Duration) -> Vec<T> {
     let mut jobs = vec![first];
     // After each take, handlers about to submit get a turn. Two yields, the last one just
