@@ -331,43 +331,70 @@ async fn a_teamspace_larger_than_one_load_page_plans_exactly() {
 /// remainder, mixed with keyed updates, removals and claim-only changes in one plan.
 #[tokio::test]
 async fn plans_larger_than_a_statement_chunk_write_every_row() {
-    let db = temp_db_with(MaxRemovals::Count(1000)).await;
-    let first = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..600)).await.unwrap();
-    assert_eq!(first.counts.added, 600);
-    let graph = db.reconciler.run(&request("acme", "graph:dev"), snapshot(590..610)).await.unwrap();
-    assert_eq!(graph.counts.added, 10);
+    mixed_plan_writes_every_row(1).await;
+}
+
+/// The same plan four times larger: on PostgreSQL its new rows are streamed with `COPY`, its
+/// other rows written by statements, in one round.
+#[tokio::test]
+async fn plans_large_enough_to_be_copied_write_every_row() {
+    mixed_plan_writes_every_row(4).await;
+}
+
+/// A first import of `600 × scale` members, then one plan that adds, renames, removes and
+/// gains claims, each `scale` times as many.
+async fn mixed_plan_writes_every_row(scale: u128) {
+    let db = temp_db_with(MaxRemovals::Count(1000 * scale as u64)).await;
+    let first = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..600 * scale)).await.unwrap();
+    assert_eq!(first.counts.added, 600 * scale as u64);
+    let graph = db.reconciler.run(&request("acme", "graph:dev"), snapshot(590 * scale..610 * scale)).await.unwrap();
+    assert_eq!(graph.counts.added, 10 * scale as u64);
 
     // csv:hr now lists 50..857: drops 0..50, renames 50..100, gains 600..610 (already
-    // members through graph) and adds 610..857.
-    let mut listing = claims(50..857);
-    for claim in &mut listing[..50] {
+    // members through graph) and adds 610..857 (each times `scale`).
+    let mut listing = claims(50 * scale..857 * scale);
+    for claim in &mut listing[..50 * scale as usize] {
         claim.email = format!("renamed{}@contoso.com", claim.oid).parse().unwrap();
     }
     let report = db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(listing)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Applied);
     let counts = &report.counts;
     // Unchanged: 100..600 kept, 600..610 gained a claim.
-    assert_eq!((counts.added, counts.updated, counts.removed, counts.unchanged), (247, 50, 50, 510));
+    let s = scale as u64;
+    assert_eq!((counts.added, counts.updated, counts.removed, counts.unchanged), (247 * s, 50 * s, 50 * s, 510 * s));
 
     let teamspace = db.store().teamspace("acme").await.unwrap();
     let members = db.store().list_members(teamspace.id).await.unwrap();
     let mut oids: Vec<_> = members.iter().map(|m| m.oid).collect();
     oids.sort();
-    assert_eq!(oids, (50..857).map(oid).collect::<Vec<_>>());
+    assert_eq!(oids, (50 * scale..857 * scale).map(oid).collect::<Vec<_>>());
+    let number: std::collections::HashMap<_, _> = (50 * scale..857 * scale).map(|n| (oid(n), n)).collect();
     for member in &members {
-        let n = (50..857).find(|&n| oid(n) == member.oid).unwrap();
+        let n = number[&member.oid];
         let expected =
-            if n < 100 { format!("renamed{}@contoso.com", member.oid) } else { format!("dev{n}@contoso.com") };
+            if n < 100 * scale { format!("renamed{}@contoso.com", member.oid) } else { format!("dev{n}@contoso.com") };
         assert_eq!(member.email.as_str(), expected);
     }
-    assert_eq!(count(db.store(), "claims").await, 807 + 20);
-    let events = 600 + 10 + 247 + 50 + 50;
+    assert_eq!(count(db.store(), "claims").await, (807 + 20) * scale as i64);
+    let events = (600 + 10 + 247 + 50 + 50) * scale as i64;
     assert_eq!(count(db.store(), "audit_events").await, events);
     let ids: (i64, i64, i64) = sqlx::query_as("SELECT min(id), max(id), count(DISTINCT id) FROM audit_events")
         .fetch_one(&inspect(db.store()).await)
         .await
         .unwrap();
     assert_eq!(ids, (1, events, events), "event ids are dense and unique");
+    // The last run's events follow its plan: oid order, whatever each change is.
+    let (actions, event_oids): (Vec<String>, Vec<Vec<u8>>) =
+        sqlx::query_as::<_, (String, Vec<u8>)>("SELECT action, oid FROM audit_events WHERE run_id = $1 ORDER BY id")
+            .bind(report.run_id.0)
+            .fetch_all(&inspect(db.store()).await)
+            .await
+            .unwrap()
+            .into_iter()
+            .unzip();
+    assert!(event_oids.windows(2).all(|w| w[0] < w[1]), "the run's events are in plan order");
+    let tally = |action: &str| actions.iter().filter(|a| *a == action).count() as u64;
+    assert_eq!((tally("added"), tally("updated"), tally("removed")), (247 * s, 50 * s, 50 * s));
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
         .fetch_one(&inspect(db.store()).await)
         .await

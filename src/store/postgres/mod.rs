@@ -1,6 +1,7 @@
 //! What only PostgreSQL has: opening a shared server (migrations under sqlx's advisory lock,
 //! so replicas starting at once apply them once) and the write path built on arrays.
 
+mod copy;
 pub(super) mod packed_sql;
 pub(super) mod scim;
 pub(super) mod write;
