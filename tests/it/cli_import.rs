@@ -272,3 +272,47 @@ fn an_import_checkpoints_its_own_writes_and_leaves_no_wal() {
     project.run(&["teamspace", "list"]).expect(0);
     assert!(wal() < 1 << 20, "a read-only command left a {}-byte WAL", wal());
 }
+
+/// PostgreSQL: a process's first write counts the members the table's statistics already
+/// know, so a restarted replica does not analyse a large teamspace again as its own first
+/// writes pass 1,024 rows (each ANALYZE holds up the batch it runs in). Runs where the suite
+/// runs on PostgreSQL; SQLite keeps no statistics of its own.
+#[test]
+fn a_new_process_does_not_analyse_members_the_statistics_already_count() {
+    if !on_postgres() {
+        return;
+    }
+    let project = Project::standard();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(sqlx::PgPool::connect(project.database_url())).unwrap();
+    // Manual ANALYZEs of `members` (autovacuum's count apart), once the command's connections
+    // are gone: a backend hands in its statistics before it leaves `pg_stat_activity`.
+    let analysed = || {
+        runtime.block_on(async {
+            loop {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = 'c7sync'",
+                )
+                .fetch_one(&client)
+                .await
+                .unwrap();
+                if open == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            sqlx::query_scalar::<_, i64>("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'members'")
+                .fetch_one(&client)
+                .await
+                .unwrap()
+        })
+    };
+
+    project.write("first.csv", &members_csv(0..20_000));
+    project.run(&["import", "first.csv", "--teamspace", "acme"]).expect(0);
+    assert_eq!(analysed(), 1, "a write of 10,000 rows or more analyses the tables with it");
+    project.write("more.csv", &members_csv(20_000..21_100));
+    project.run(&["import", "more.csv", "--teamspace", "acme"]).expect(0);
+    assert_eq!(analysed(), 1, "a new process writing 1,100 rows analysed 20,000 counted members again");
+}

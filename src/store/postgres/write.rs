@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{Postgres, Transaction};
+use tokio::sync::OnceCell;
 
 use super::copy::CopyRows;
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
@@ -59,12 +60,14 @@ const ARRAY_CHUNK_ROWS: usize = 50_000;
 /// Plans of at least this many rows refresh the statistics of the tables the next run reads.
 const ANALYZE_FROM_ROWS: usize = 10_000;
 
-/// Plan rows this process has written, for [`doubled_to`].
-static ROWS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Member rows this process knows of, for [`doubled_to`]: the members the statistics counted
+/// when it first wrote ([`rows_known_before`]), plus the plan rows it has written since.
+static ROWS_KNOWN: AtomicU64 = AtomicU64::new(0);
+static ROWS_COUNTED: OnceCell<()> = OnceCell::const_new();
 
-/// Whether this process's plan rows, going from `before` to `after`, passed 1,024 or one of
-/// its doublings up to 8,192: a point at which a new database's tables, growing a batch at a
-/// time (SCIM), have doubled since the statistics last refreshed here.
+/// Whether the member rows known, going from `before` to `after`, passed 1,024 or one of its
+/// doublings up to 8,192: a point at which a new database's tables, growing a batch at a time
+/// (SCIM), have doubled since the statistics last refreshed here.
 ///
 /// The statistics are also the prepared statements' plans. A statement first run while its
 /// tables were nearly empty keeps a generic plan that scans them whole (the cheapest plan for
@@ -131,7 +134,7 @@ async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(
     // at a time keeps scanning plans too ([`doubled_to`]). ANALYZE in the transaction counts
     // its own rows, and its statistics are published with the commit.
     let rows = plan.changes.len() as u64;
-    let before = ROWS_WRITTEN.fetch_add(rows, Ordering::Relaxed);
+    let before = rows_known_before(tx, rows).await?;
     if plan.changes.len() >= ANALYZE_FROM_ROWS || doubled_to(before, before + rows) {
         sqlx::query("ANALYZE members, claims, scim_users").execute(&mut **tx).await?;
     }
@@ -144,6 +147,24 @@ async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(
 /// took 9-12 s this way against 16-20 s as `INSERT … SELECT FROM UNNEST` (BENCHMARKS.md,
 /// PostgreSQL).
 const COPY_FROM_ROWS: usize = 1_000;
+
+/// The member rows known before a write of `rows` more, counting them in. A process's first
+/// write starts from the members the table's statistics count (none on a new database), so
+/// that a replica restarted on a large database does not analyse it again at each of the first
+/// doublings, holding up its first batches.
+async fn rows_known_before(tx: &mut PgTx, rows: u64) -> Result<u64, StoreError> {
+    ROWS_COUNTED
+        .get_or_try_init(|| async {
+            // -1 while the table was never analysed.
+            let counted: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'members'::regclass")
+                .fetch_one(&mut **tx)
+                .await?;
+            ROWS_KNOWN.fetch_add(counted.max(0.0) as u64, Ordering::Relaxed);
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(ROWS_KNOWN.fetch_add(rows, Ordering::Relaxed))
+}
 
 async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Result<Option<(i64, i64)>, StoreError> {
     let mut round = Round::of(changes)?;
