@@ -64,8 +64,8 @@ impl CopyRows {
     fn field(&mut self, value: Option<&[u8]>) -> &mut CopyRows {
         self.fields += 1;
         match value {
-            // Values are bounded far below 2 GiB by validation; a longer one would be cut off
-            // here and the server would refuse the malformed row, not store it.
+            // Values are bounded far below 2 GiB by validation; a longer one would get a wrong
+            // length here, and the server would refuse the malformed stream, not store it.
             Some(value) => {
                 let length = i32::try_from(value.len()).unwrap_or(i32::MAX);
                 self.data.extend_from_slice(&length.to_be_bytes());
