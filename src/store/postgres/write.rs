@@ -124,9 +124,7 @@ struct EventColumns {
 async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
     let mut range: Option<(i64, i64)> = None;
     for changes in plan.changes.chunks(ARRAY_CHUNK_ROWS) {
-        if let Some((first, last)) = members_round(tx, stamp, changes).await? {
-            range = Some(range.map_or((first, last), |(low, high)| (low.min(first), high.max(last))));
-        }
+        range = spanning(range, members_round(tx, stamp, changes).await?);
     }
     // Until autovacuum next analyses them, PostgreSQL plans the next run's ordered page reads
     // of these rows as whole-table scans (it assumes they lie in no particular order): the
@@ -170,10 +168,15 @@ async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Re
     let mut round = Round::of(changes)?;
     let copied = if changes.len() >= COPY_FROM_ROWS { round.copy_new_rows(tx, stamp).await? } else { None };
     let written = round.write(tx, stamp).await?;
-    Ok(match (copied, written) {
+    Ok(spanning(copied, written))
+}
+
+/// The id range spanning two ranges of audit ids, either of which may be empty.
+fn spanning(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
         (Some((low, high)), Some((first, last))) => Some((low.min(first), high.max(last))),
         (range, None) | (None, range) => range,
-    })
+    }
 }
 
 /// One round's rows, one array per column.
