@@ -8,11 +8,14 @@
 //! statements run on the very connection sqlx lends out with `lock_handle`, so the rows join
 //! the session's open transaction and commit or roll back with everything else it wrote.
 
-use rusqlite::{Connection, Statement, ToSql};
+use std::ffi::c_int;
+
+use rusqlite::Connection;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use sqlx::{Sqlite, Transaction};
 
+use super::in_place::{InPlaceStatement, Value};
 use crate::store::StoreError;
 
 /// Runs `work` with the session's connection as a rusqlite [`Connection`], inside the open
@@ -61,12 +64,13 @@ pub(super) const INSERT_CHUNK_ROWS: usize = 256;
 /// One `INSERT` fed a known number of rows, one at a time: the rows of full chunks are bound
 /// into a prepared multi-row statement, which runs when its last row is bound; the rows past
 /// the last full chunk go through its single-row twin. Knowing the count up front is what
-/// lets rows be bound straight from the caller's data instead of being buffered.
-pub(super) struct ChunkedInsert<'c> {
+/// lets rows be bound straight from the caller's data instead of being buffered: the values
+/// are read where they are, so they are borrowed for `'v`.
+pub(super) struct ChunkedInsert<'c, 'v> {
     /// Prepared only when there is a full chunk: parsing a 256-row statement costs more than
     /// the few rows of a SCIM batch do to write.
-    chunk: Option<Statement<'c>>,
-    single: Option<Statement<'c>>,
+    chunk: Option<InPlaceStatement<'c, 'v>>,
+    single: Option<InPlaceStatement<'c, 'v>>,
     columns: usize,
     /// Rows that go through `chunk`: the declared count rounded down to whole chunks.
     chunked_rows: usize,
@@ -75,7 +79,7 @@ pub(super) struct ChunkedInsert<'c> {
     table: &'static str,
 }
 
-impl<'c> ChunkedInsert<'c> {
+impl<'c, 'v> ChunkedInsert<'c, 'v> {
     /// An insert of exactly `rows` rows into `table`'s `columns` (comma-separated names).
     pub(super) fn prepare(
         connection: &'c Connection,
@@ -83,22 +87,31 @@ impl<'c> ChunkedInsert<'c> {
         columns: &str,
         rows: usize,
     ) -> rusqlite::Result<Self> {
-        let head = format!("INSERT INTO {table} ({columns}) VALUES");
+        // OR FAIL: a multi-row statement that can abort part-way makes SQLite copy every page
+        // it touches into a statement journal first, to undo just that statement. Nothing
+        // here needs that: a failed insert fails the whole write, whose transaction is then
+        // rolled back with every row it wrote.
+        let head = format!("INSERT OR FAIL INTO {table} ({columns}) VALUES");
         let width = columns.split(',').count();
         let row = format!("({})", vec!["?"; width].join(", "));
         let chunked_rows = rows - rows % INSERT_CHUNK_ROWS;
         let chunk = match chunked_rows {
             0 => None,
-            _ => Some(connection.prepare(&format!("{head} {}", vec![row.as_str(); INSERT_CHUNK_ROWS].join(", ")))?),
+            _ => Some(InPlaceStatement::prepare(
+                connection,
+                &format!("{head} {}", vec![row.as_str(); INSERT_CHUNK_ROWS].join(", ")),
+            )?),
         };
-        let single = (rows > chunked_rows).then(|| connection.prepare(&format!("{head} {row}"))).transpose()?;
+        let single = (rows > chunked_rows)
+            .then(|| InPlaceStatement::prepare(connection, &format!("{head} {row}")))
+            .transpose()?;
         Ok(ChunkedInsert { chunk, single, columns: width, chunked_rows, declared: rows, pushed: 0, table })
     }
 
     /// Adds one row; `bind` binds its values in column order.
     pub(super) fn push<E: From<rusqlite::Error>>(
         &mut self,
-        bind: impl FnOnce(&mut RowValues<'_, 'c>) -> Result<(), E>,
+        bind: impl FnOnce(&mut RowValues<'_, 'c, 'v>) -> Result<(), E>,
     ) -> Result<(), E> {
         let row = self.pushed;
         self.pushed += 1;
@@ -108,9 +121,11 @@ impl<'c> ChunkedInsert<'c> {
             // More rows than declared: not written, and `finish` reports the miscount.
             _ => return Ok(()),
         };
-        bind(&mut RowValues { statement, next: slot * self.columns + 1 })?;
+        // At most 256 rows of a dozen columns: far inside c_int.
+        let next = c_int::try_from(slot * self.columns + 1).map_err(|_| rusqlite::Error::InvalidQuery)?;
+        bind(&mut RowValues { statement, next })?;
         if row >= self.chunked_rows || slot == INSERT_CHUNK_ROWS - 1 {
-            statement.raw_execute()?;
+            statement.execute()?;
         }
         Ok(())
     }
@@ -128,15 +143,15 @@ impl<'c> ChunkedInsert<'c> {
 }
 
 /// Binds one row's values, left to right.
-pub(super) struct RowValues<'s, 'c> {
-    statement: &'s mut Statement<'c>,
-    next: usize,
+pub(super) struct RowValues<'s, 'c, 'v> {
+    statement: &'s mut InPlaceStatement<'c, 'v>,
+    next: c_int,
 }
 
-impl RowValues<'_, '_> {
+impl<'v> RowValues<'_, '_, 'v> {
     /// Binds the next column's value.
-    pub(super) fn value(&mut self, value: impl ToSql) -> rusqlite::Result<&mut Self> {
-        self.statement.raw_bind_parameter(self.next, value)?;
+    pub(super) fn value(&mut self, value: impl Value<'v>) -> rusqlite::Result<&mut Self> {
+        value.bind(self.statement, self.next)?;
         self.next += 1;
         Ok(self)
     }
@@ -154,11 +169,17 @@ mod tests {
         connection
     }
 
-    fn push_rows(insert: &mut ChunkedInsert<'_>, rows: std::ops::Range<i64>) {
-        for n in rows {
+    /// Each row's label, which the statement reads in place: made before the insert that
+    /// borrows them.
+    fn labels(rows: usize) -> Vec<String> {
+        (0..rows).map(|n| format!("row {n}")).collect()
+    }
+
+    fn push_rows<'v>(insert: &mut ChunkedInsert<'_, 'v>, labels: &'v [String]) {
+        for (n, label) in (0_i64..).zip(labels) {
             insert
                 .push(|row| {
-                    row.value(n)?.value(format!("row {n}"))?;
+                    row.value(n)?.value(label.as_str())?;
                     Ok::<_, StoreError>(())
                 })
                 .unwrap();
@@ -170,8 +191,9 @@ mod tests {
         for rows in [0, 1, INSERT_CHUNK_ROWS - 1, INSERT_CHUNK_ROWS, INSERT_CHUNK_ROWS + 1, 2 * INSERT_CHUNK_ROWS + 88]
         {
             let connection = table();
+            let labels = labels(rows);
             let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", rows).unwrap();
-            push_rows(&mut insert, 0..rows as i64);
+            push_rows(&mut insert, &labels);
             insert.finish().unwrap();
             let (count, sum, labelled): (i64, Option<i64>, i64) = connection
                 .query_row("SELECT count(*), sum(n), count(*) FILTER (WHERE label = 'row ' || n) FROM t", [], |r| {
@@ -186,8 +208,9 @@ mod tests {
     #[test]
     fn fewer_rows_than_declared_is_an_error_not_a_silent_loss() {
         let connection = table();
+        let labels = labels(INSERT_CHUNK_ROWS - 1);
         let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
-        push_rows(&mut insert, 0..INSERT_CHUNK_ROWS as i64 - 1);
+        push_rows(&mut insert, &labels);
         let error = insert.finish().unwrap_err().to_string();
         assert!(error.contains("255 rows were given where the plan counted 256"), "{error}");
     }
@@ -196,8 +219,9 @@ mod tests {
     fn more_rows_than_declared_is_an_error_too() {
         for declared in [0, 3, INSERT_CHUNK_ROWS] {
             let connection = table();
+            let labels = labels(declared + 1);
             let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", declared).unwrap();
-            push_rows(&mut insert, 0..declared as i64 + 1);
+            push_rows(&mut insert, &labels);
             let error = insert.finish().unwrap_err().to_string();
             assert!(
                 error.contains(&format!("{} rows were given where the plan counted {declared}", declared + 1)),
@@ -209,12 +233,43 @@ mod tests {
     #[test]
     fn a_constraint_failure_in_a_chunk_is_reported() {
         let connection = table();
+        let labels = labels(INSERT_CHUNK_ROWS - 1);
         let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
-        push_rows(&mut insert, 0..INSERT_CHUNK_ROWS as i64 - 1);
+        push_rows(&mut insert, &labels);
         let duplicate = insert.push(|row| {
             row.value(0)?.value("again")?;
             Ok::<_, StoreError>(())
         });
         assert!(matches!(duplicate, Err(StoreError::Duplicate(_))), "{duplicate:?}");
+    }
+
+    #[test]
+    fn text_blobs_and_nulls_are_stored_as_bound_in_every_chunk() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE v (n INTEGER PRIMARY KEY, label TEXT, key BLOB)").unwrap();
+        let rows = 2 * INSERT_CHUNK_ROWS + 3;
+        // Non-ASCII text, and an empty blob beside full ones: lengths are bytes, not characters.
+        let labels: Vec<String> = (0..rows).map(|n| format!("ünïcode {n}")).collect();
+        let keys: Vec<Vec<u8>> = (0..rows).map(|n| (0..n % 17).map(|b| b as u8).collect()).collect();
+        let mut insert = ChunkedInsert::prepare(&connection, "v", "n, label, key", rows).unwrap();
+        for (n, (label, key)) in (0_i64..).zip(labels.iter().zip(&keys)) {
+            let label = (n % 5 != 0).then_some(label.as_str());
+            insert
+                .push(|row| {
+                    row.value(n)?.value(label)?.value(key.as_slice())?;
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
+        insert.finish().unwrap();
+        let mut select = connection.prepare("SELECT n, label, key FROM v ORDER BY n").unwrap();
+        let stored: Vec<(i64, Option<String>, Vec<u8>)> =
+            select.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        assert_eq!(stored.len(), rows);
+        for (n, label, key) in stored {
+            let at = n as usize;
+            assert_eq!(label, (n % 5 != 0).then(|| labels[at].clone()), "row {n}");
+            assert_eq!(key, keys[at], "row {n}");
+        }
     }
 }

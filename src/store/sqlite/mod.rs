@@ -2,6 +2,7 @@
 //! packed loading of a teamspace, and the bulk write path on the C API.
 
 pub(super) mod bulk;
+mod in_place;
 pub(super) mod packed_sql;
 pub(super) mod scim;
 pub(super) mod write;

@@ -69,7 +69,7 @@ fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Resul
         insert.push(|row| {
             row.value(run_id.0)?
                 .value(seq)?
-                .value(&change.oid.to_bytes()[..])?
+                .value(&change.oid.as_bytes()[..])?
                 .value(claim_word(change.claim))?
                 .value(<&str>::from(MemberEffect::from(&change.member)))?
                 .value(attributes.email.as_str())?
@@ -119,8 +119,7 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
     let mut next_event = first_event;
 
     for change in &plan.changes {
-        let oid = change.oid.to_bytes();
-        let oid = &oid[..];
+        let oid = &change.oid.as_bytes()[..];
         match change.claim {
             ClaimChange::Gain => insert_claims.push(|row| {
                 row.value(teamspace_id)?.value(oid)?.value(source_id)?.value(now)?;
