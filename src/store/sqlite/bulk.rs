@@ -90,7 +90,8 @@ impl<'c, 'v> ChunkedInsert<'c, 'v> {
         // OR FAIL: a multi-row statement that can abort part-way makes SQLite copy every page
         // it touches into a statement journal first, to undo just that statement. Nothing
         // here needs that: a failed insert fails the whole write, whose transaction is then
-        // rolled back with every row it wrote.
+        // rolled back with every row it wrote. (SQLite still journals a statement that calls
+        // a function, as the members table's CHECK on the oid's length does.)
         let head = format!("INSERT OR FAIL INTO {table} ({columns}) VALUES");
         let width = columns.split(',').count();
         let row = format!("({})", vec!["?"; width].join(", "));
