@@ -62,8 +62,7 @@ const ANALYZE_FROM_ROWS: usize = 10_000;
 
 /// Member rows this process knows of, for [`doubled_to`]: the members the statistics counted
 /// when it first wrote ([`rows_known_before`]), plus the plan rows it has written since.
-static ROWS_KNOWN: AtomicU64 = AtomicU64::new(0);
-static ROWS_COUNTED: OnceCell<()> = OnceCell::const_new();
+static ROWS_KNOWN: OnceCell<AtomicU64> = OnceCell::const_new();
 
 /// Whether the member rows known, going from `before` to `after`, passed 1,024 or one of its
 /// doublings up to 8,192: a point at which a new database's tables, growing a batch at a time
@@ -151,17 +150,16 @@ const COPY_FROM_ROWS: usize = 1_000;
 /// that a replica restarted on a large database does not analyse it again at each of the first
 /// doublings, holding up its first batches.
 async fn rows_known_before(tx: &mut PgTx, rows: u64) -> Result<u64, StoreError> {
-    ROWS_COUNTED
+    let known = ROWS_KNOWN
         .get_or_try_init(|| async {
             // -1 while the table was never analysed.
             let counted: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'members'::regclass")
                 .fetch_one(&mut **tx)
                 .await?;
-            ROWS_KNOWN.fetch_add(counted.max(0.0) as u64, Ordering::Relaxed);
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(AtomicU64::new(counted.max(0.0) as u64))
         })
         .await?;
-    Ok(ROWS_KNOWN.fetch_add(rows, Ordering::Relaxed))
+    Ok(known.fetch_add(rows, Ordering::Relaxed))
 }
 
 async fn members_round(tx: &mut PgTx, stamp: RunStamp, changes: &[Change]) -> Result<Option<(i64, i64)>, StoreError> {
