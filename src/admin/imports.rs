@@ -43,7 +43,7 @@ where
 {
     let read = tokio::task::spawn_blocking(move || {
         let options = ReadOptions { tenant, tab_separated, on_progress: None };
-        csv::read(body.as_ref(), options)
+        csv::read_bytes(body.as_ref(), options)
     })
     .await
     .map_err(|e| AdminError::Conflict(format!("reading the file stopped: {e}")))?;

@@ -23,9 +23,9 @@ pub struct LineLimit<R> {
 }
 
 impl<R> LineLimit<R> {
-    /// Limits `inner`.
-    pub fn new(inner: R) -> Self {
-        LineLimit { inner, offset: 0, line_start: 0 }
+    /// Limits `inner`, which starts at `offset` in the whole input (a line starts there).
+    pub fn starting_at(inner: R, offset: u64) -> Self {
+        LineLimit { inner, offset, line_start: offset }
     }
 }
 
@@ -53,11 +53,11 @@ mod tests {
         let short = "x".repeat(1000) + "\n";
         let many = short.repeat(5000); // 5 MB in all
         let mut sink = Vec::new();
-        LineLimit::new(many.as_bytes()).read_to_end(&mut sink).unwrap();
+        LineLimit::starting_at(many.as_bytes(), 0).read_to_end(&mut sink).unwrap();
         assert_eq!(sink.len(), many.len());
 
         let long = format!("header\n{}", "y".repeat(MAX_LINE_BYTES as usize + 10));
-        let error = LineLimit::new(long.as_bytes()).read_to_end(&mut Vec::new()).unwrap_err();
+        let error = LineLimit::starting_at(long.as_bytes(), 0).read_to_end(&mut Vec::new()).unwrap_err();
         let inner = error.get_ref().and_then(|e| e.downcast_ref::<LineTooLong>()).unwrap();
         assert_eq!(inner.start, 7);
     }

@@ -6,6 +6,7 @@ mod columns;
 pub mod formula;
 mod line_limit;
 mod rows;
+mod split;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -114,7 +115,7 @@ const PROGRESS_EVERY: u64 = 8192;
 /// remove everyone in the unwritten half (below the removal guard when the file is large).
 pub fn read_file(file: std::fs::File, path: &Path, options: ReadOptions) -> Result<CsvContents, CsvError> {
     let before = Version::of(&file.metadata()?);
-    let contents = read(&file, options)?;
+    let contents = split::read(split::Whole::File(&file), options)?;
     if Version::of(&file.metadata()?) != before {
         return Err(CsvError::ChangedWhileRead("its size or modification time changed"));
     }
@@ -137,20 +138,62 @@ impl Version {
     }
 }
 
-/// Reads and validates members from `input`.
+/// Reads and validates members from `input`, in order (standard input). A file or a buffer
+/// is read by [`read_file`] or [`read_bytes`], in two halves at once when it is large.
 pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, CsvError> {
-    let mut input = BufReader::with_capacity(1 << 16, line_limit::LineLimit::new(input));
-    let delimiter = if options.tab_separated || header_looks_tab_separated(input.fill_buf()?) { b'\t' } else { b',' };
-    // Records end at '\n' only (a '\r' before it is trimmed like any surrounding space), and a
-    // final '\n' is appended, so every record is terminated the same way whatever the file's
-    // line endings.
-    let mut reader = csv::ReaderBuilder::new()
+    let (mut reader, layout) = start(input, options.tab_separated)?;
+    let mut part = Part::default();
+    part.read(&mut reader, &layout, options.tenant, None, &mut |rows| {
+        options.progress(rows);
+        true
+    })?;
+    Ok(part.finish(layout))
+}
+
+/// Reads and validates members from a file's contents held in memory.
+pub fn read_bytes(bytes: &[u8], options: ReadOptions) -> Result<CsvContents, CsvError> {
+    split::read(split::Whole::Bytes(bytes), options)
+}
+
+impl ReadOptions {
+    fn progress(&mut self, rows: u64) {
+        if let Some(progress) = self.on_progress.as_mut() {
+            progress(rows);
+        }
+    }
+}
+
+/// The CSV reader over an input, from `offset` in the whole: records end at '\n' only (a
+/// '\r' before it is trimmed like any surrounding space), and a final '\n' is appended, so
+/// every record is terminated the same way whatever the file's line endings.
+type Records<R> = csv::Reader<std::io::Chain<BufReader<line_limit::LineLimit<R>>, &'static [u8]>>;
+
+fn records<R: Read>(input: R, offset: u64, delimiter: u8) -> Records<R> {
+    csv_reader(BufReader::with_capacity(1 << 16, line_limit::LineLimit::starting_at(input, offset)), delimiter)
+}
+
+fn csv_reader<R: Read>(input: BufReader<line_limit::LineLimit<R>>, delimiter: u8) -> Records<R> {
+    csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
         .has_headers(false)
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_reader(input.chain(&b"\n"[..]));
+        .from_reader(input.chain(&b"\n"[..]))
+}
 
+/// What the header row says about every row.
+struct Layout {
+    delimiter: u8,
+    /// As written, for naming a column in a message.
+    header: Vec<String>,
+    columns: columns::Columns,
+}
+
+/// Reads up to and including the header row.
+fn start<R: Read>(input: R, tab_separated: bool) -> Result<(Records<R>, Layout), CsvError> {
+    let mut input = BufReader::with_capacity(1 << 16, line_limit::LineLimit::starting_at(input, 0));
+    let delimiter = if tab_separated || header_looks_tab_separated(input.fill_buf()?) { b'\t' } else { b',' };
+    let mut reader = csv_reader(input, delimiter);
     let mut record = csv::ByteRecord::new();
     let header = loop {
         if !reader.read_byte_record(&mut record)? {
@@ -162,58 +205,125 @@ pub fn read(input: impl Read, mut options: ReadOptions) -> Result<CsvContents, C
         }
     };
     let columns = columns::resolve(&header)?;
+    Ok((reader, Layout { delimiter, header, columns }))
+}
 
-    let mut summary = ReadSummary {
-        format: Some(columns.format),
-        delimiter: if delimiter == b'\t' { "\\t".into() } else { ",".into() },
-        ..ReadSummary::default()
-    };
-    let mut claims = Vec::new();
-    let mut lines = Vec::new();
-    let mut invalid = Vec::new();
-    while reader.read_byte_record(&mut record)? {
+/// Where [`Part::read`] stopped.
+enum Reached {
+    /// The end of the input.
+    End,
+    /// The next record starts exactly at the split point, on this line.
+    Split { line: u64 },
+    /// A record runs across the split point.
+    PastSplit,
+}
+
+/// The rows of one stretch of the input, checked one by one.
+#[derive(Default)]
+struct Part {
+    claims: Vec<DesiredClaim>,
+    /// The line of each claim.
+    lines: Vec<u32>,
+    invalid: Vec<InvalidRow>,
+    rows: u64,
+    disabled: u64,
+    invalid_rows: u64,
+}
+
+impl Part {
+    /// Reads records to the end of the input or, with `split`, until the next record would
+    /// start at or past it. `progress` hears the rows so far every few thousand, and stops the
+    /// reading (as if the input ended) by answering false.
+    fn read<R: Read>(
+        &mut self,
+        reader: &mut Records<R>,
+        layout: &Layout,
+        tenant: TenantId,
+        split: Option<u64>,
+        progress: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Reached, CsvError> {
+        let mut record = csv::ByteRecord::new();
+        loop {
+            if let Some(split) = split {
+                let next = reader.position();
+                if next.byte() == split {
+                    return Ok(Reached::Split { line: next.line() });
+                }
+                if next.byte() > split {
+                    return Ok(Reached::PastSplit);
+                }
+            }
+            if !reader.read_byte_record(&mut record)? {
+                return Ok(Reached::End);
+            }
+            if self.take(&record, layout, tenant) && self.rows % PROGRESS_EVERY == 0 && !progress(self.rows) {
+                return Ok(Reached::End);
+            }
+        }
+    }
+
+    /// Checks one record; false for a blank one.
+    fn take(&mut self, record: &csv::ByteRecord, layout: &Layout, tenant: TenantId) -> bool {
         // Where the record starts, as the parser saw it. (Counting back from where it ends
         // goes wrong for a quote left open, which swallows the final newline: found by
         // fuzzing, fuzz/corpus/csv_rows.)
         let line = record.position().map_or(1, |p| p.line());
-        let fields = match text_fields(&record) {
+        let fields = match text_fields(record) {
             Ok(fields) => fields,
             Err(column) => {
-                let field = header.get(column).cloned().unwrap_or_else(|| "row".to_owned());
-                summary.rows += 1;
-                summary.invalid_rows += 1;
-                invalid.push(InvalidRow { line, field, message: "is not valid UTF-8".into() });
-                continue;
+                let field = layout.header.get(column).cloned().unwrap_or_else(|| "row".to_owned());
+                self.rows += 1;
+                self.invalid_rows += 1;
+                self.invalid.push(InvalidRow { line, field, message: "is not valid UTF-8".into() });
+                return true;
             }
         };
         if fields.iter().all(|f| f.is_empty()) {
-            continue;
+            return false;
         }
-        summary.rows += 1;
-        if summary.rows % PROGRESS_EVERY == 0 {
-            if let Some(progress) = options.on_progress.as_mut() {
-                progress(summary.rows);
-            }
-        }
-        match rows::check_row(line, &fields, &columns, options.tenant) {
+        self.rows += 1;
+        match rows::check_row(line, &fields, &layout.columns, tenant) {
             rows::RowVerdict::Valid(claim) => {
-                claims.push(claim);
+                self.claims.push(claim);
                 // Lines past 4 billion cannot occur in a file we could hold in memory anyway.
-                lines.push(u32::try_from(line).unwrap_or(u32::MAX));
+                self.lines.push(u32::try_from(line).unwrap_or(u32::MAX));
             }
-            rows::RowVerdict::Disabled => summary.disabled += 1,
+            rows::RowVerdict::Disabled => self.disabled += 1,
             rows::RowVerdict::Invalid(problems) => {
-                summary.invalid_rows += 1;
-                invalid.extend(problems);
+                self.invalid_rows += 1;
+                self.invalid.extend(problems);
             }
         }
+        true
     }
-    let deduplicated = rows::deduplicate(&mut claims, &mut lines, &mut invalid);
-    summary.invalid_rows += deduplicated.conflicting;
-    invalid.sort_by(|a, b| (a.line, &a.field).cmp(&(b.line, &b.field)));
-    summary.duplicates = deduplicated.duplicates;
-    summary.valid = claims.len() as u64;
-    Ok(CsvContents { claims, summary, invalid })
+
+    /// Appends the part read after this one, whose reader counted lines from 1 at `line`.
+    fn append(&mut self, mut later: Part, line: u64) {
+        let offset = line - 1;
+        let shift = u32::try_from(offset).unwrap_or(u32::MAX);
+        self.claims.append(&mut later.claims);
+        self.lines.extend(later.lines.into_iter().map(|l| l.saturating_add(shift)));
+        self.invalid.extend(later.invalid.into_iter().map(|row| InvalidRow { line: row.line + offset, ..row }));
+        self.rows += later.rows;
+        self.disabled += later.disabled;
+        self.invalid_rows += later.invalid_rows;
+    }
+
+    /// The cross-row checks, and the counts.
+    fn finish(mut self, layout: Layout) -> CsvContents {
+        let deduplicated = rows::deduplicate(&mut self.claims, &mut self.lines, &mut self.invalid);
+        self.invalid.sort_by(|a, b| (a.line, &a.field).cmp(&(b.line, &b.field)));
+        let summary = ReadSummary {
+            format: Some(layout.columns.format),
+            delimiter: if layout.delimiter == b'\t' { "\\t".into() } else { ",".into() },
+            rows: self.rows,
+            valid: self.claims.len() as u64,
+            duplicates: deduplicated.duplicates,
+            disabled: self.disabled,
+            invalid_rows: self.invalid_rows + deduplicated.conflicting,
+        };
+        CsvContents { claims: self.claims, summary, invalid: self.invalid }
+    }
 }
 
 /// Trimmed UTF-8 fields, or the index of the first field that is not UTF-8.

@@ -195,3 +195,85 @@ fn a_line_over_a_mebibyte_is_refused_with_a_short_message() {
     assert!(matches!(error, CsvError::LineTooLong(_)), "{error:?}");
     assert!(error.to_string().contains("byte 10"), "{error}");
 }
+
+fn options() -> ReadOptions {
+    ReadOptions { tenant: TENANT.parse().unwrap(), tab_separated: false, on_progress: None }
+}
+
+/// Everything a reading yields, to compare two readings.
+fn outcome(read: Result<CsvContents, CsvError>) -> String {
+    match read {
+        Ok(contents) => format!("{:?}\n{:?}\n{:?}", contents.claims, contents.invalid, contents.summary),
+        Err(error) => format!("error: {error}"),
+    }
+}
+
+/// Split after every newline of a file with quoted newlines, blank lines, CRLF, bad rows and
+/// repeats on both sides: whether the split point is a record boundary or inside a quoted
+/// field, reading in two halves gives exactly what reading in order gives.
+#[test]
+fn reading_in_two_halves_gives_what_reading_in_order_gives_wherever_the_split_falls() {
+    let other = |n: u128| uuid::Uuid::from_u128(0xabc0 + n);
+    let text = format!(
+        "email,oid,display_name\r\n\
+         ada@contoso.com,{A},\"Lovelace,\nAda\"\r\n\
+         \r\n\
+         bob@contoso.com,{B},Bob\n\
+         \"carol@contoso.com\",{C},\"Carol \"\"C\"\"\"\n\
+         not-an-email,{},X\n\
+         ada@contoso.com,{A},\"Lovelace,\nAda\"\n\
+         dave@contoso.com,{},\"a\n\nb\"\n\
+         ,,\n\
+         BOB@contoso.com,{},Robert\n\
+         erin@contoso.com,{C},Erin\n\
+         frank@contoso.com,{}\n",
+        other(1),
+        other(2),
+        other(3),
+        other(4)
+    );
+    let bytes = text.as_bytes();
+    let in_order = outcome(read(bytes, options()));
+    assert!(in_order.contains("see line"), "the file should have conflicts across lines: {in_order}");
+    let mut splits = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        if *byte == b'\n' && at + 1 < bytes.len() {
+            let split_at = Some(at as u64 + 1);
+            let halves = outcome(split::read_split_at(split::Whole::Bytes(bytes), options(), split_at));
+            assert_eq!(halves, in_order, "split at byte {}", at + 1);
+            splits += 1;
+        }
+    }
+    assert!(splits > 10);
+}
+
+/// A file large enough to be read in halves: the same contents as in order, progress reported
+/// for both halves, and a line too long in the second half named by its offset in the file.
+#[test]
+fn a_large_file_is_read_in_halves_with_the_same_result() {
+    let rows: String = (0..120_000u128)
+        .map(|n| format!("user{n}@contoso.com,{},\"User, {n}\"\n", uuid::Uuid::from_u128(n + 1)))
+        .collect();
+    let text = format!("email,oid,display_name\n{rows}");
+    assert!(text.len() as u64 > 4 << 20, "{} bytes is below the split size", text.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("members.csv");
+    std::fs::write(&path, &text).unwrap();
+
+    let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut options = ReadOptions::for_path(&path, TENANT.parse().unwrap());
+    let counter = seen.clone();
+    options.on_progress = Some(Box::new(move |rows| counter.set(rows)));
+    let from_file = read_file(std::fs::File::open(&path).unwrap(), &path, options).unwrap();
+    assert_eq!(from_file.claims.len(), 120_000);
+    assert!(seen.get() > 60_000, "progress counts both halves: {}", seen.get());
+    assert_eq!(outcome(Ok(from_file)), outcome(read(text.as_bytes(), self::options())));
+    assert_eq!(outcome(read_bytes(text.as_bytes(), self::options())), outcome(read(text.as_bytes(), self::options())));
+
+    let long_at = text.len() * 3 / 4;
+    let long_at = long_at + text[long_at..].find('\n').unwrap() + 1;
+    let long = format!("{}{}\n{}", &text[..long_at], "z".repeat(2 << 20), &text[long_at..]);
+    let error = read_bytes(long.as_bytes(), self::options()).unwrap_err();
+    assert!(matches!(error, CsvError::LineTooLong(_)), "{error:?}");
+    assert!(error.to_string().contains(&format!("byte {long_at} ")), "{error}");
+}
