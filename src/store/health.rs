@@ -39,6 +39,11 @@ impl Health {
         Ok(Health { file, fault: Mutex::new(None) })
     }
 
+    /// The database file, when the store is one (SQLite on disk).
+    pub(super) fn database_file(&self) -> Option<&Path> {
+        self.file.as_ref().map(|file| file.path.as_path())
+    }
+
     /// Refuses when the file this store opened is no longer at its path. SQLite keeps writing
     /// to the unlinked inode and acknowledging it, and all of that is gone at the next start.
     pub(super) fn check_file(&self) -> Result<(), StoreError> {

@@ -217,6 +217,7 @@ impl WriteSession {
     /// Commits a plan: run row, members, claims, audit and outbox rows, all or nothing.
     #[tracing::instrument(skip_all, fields(teamspace = %self.teamspace.name, changes = plan.plan().changes.len()))]
     pub async fn apply(mut self, run: &NewRun, plan: Cleared<'_>, now: Millis) -> Result<RunId, StoreError> {
+        let _behind = self.write_behind(plan.plan().changes.len());
         let run_id = apply_plan(&mut self.tx, run, plan.plan(), now).await?;
         commit(self.tx, &self.health).await?;
         Ok(run_id)
@@ -224,9 +225,19 @@ impl WriteSession {
 
     /// Commits a run that changes no member (dry run, held, failed), with its plan if given.
     pub async fn record_run(mut self, run: &NewRun, end: RunEnd<'_>, now: Millis) -> Result<RunId, StoreError> {
+        let _behind = self.write_behind(end.plan.map_or(0, |plan| plan.changes.len()));
         let run_id = record(&mut self.tx, run, end, now).await?;
         commit(self.tx, &self.health).await?;
         Ok(run_id)
+    }
+
+    /// For a write of `rows` rows large enough, syncs the database file and its WAL while it
+    /// runs and until its commit, checkpoint included, is over (`sqlite/write_behind.rs`).
+    fn write_behind(&self, rows: usize) -> Option<sqlite::WriteBehind> {
+        if rows < sqlite::WRITE_BEHIND_FROM_ROWS {
+            return None;
+        }
+        sqlite::WriteBehind::start(self.health.database_file()?)
     }
 }
 

@@ -1,11 +1,13 @@
 //! What only SQLite has: opening a file with the pragmas the workload was measured with, the
-//! packed loading of a teamspace, and the bulk write path on the C API.
+//! packed loading of a teamspace, the bulk write path on the C API, and the files of a large
+//! write synced while it runs.
 
 pub(super) mod bulk;
 mod in_place;
 pub(super) mod packed_sql;
 pub(super) mod scim;
 pub(super) mod write;
+mod write_behind;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +17,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row};
+
+pub(super) use write_behind::{WriteBehind, WRITE_BEHIND_FROM_ROWS};
 
 use super::engine::Pool;
 use super::health::Health;
