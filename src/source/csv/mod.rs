@@ -169,7 +169,11 @@ impl ReadOptions {
 type Records<R> = csv::Reader<std::io::Chain<BufReader<line_limit::LineLimit<R>>, &'static [u8]>>;
 
 fn records<R: Read>(input: R, offset: u64, delimiter: u8) -> Records<R> {
-    csv_reader(BufReader::with_capacity(1 << 16, line_limit::LineLimit::starting_at(input, offset)), delimiter)
+    csv_reader(buffered(input, offset), delimiter)
+}
+
+fn buffered<R: Read>(input: R, offset: u64) -> BufReader<line_limit::LineLimit<R>> {
+    BufReader::with_capacity(1 << 16, line_limit::LineLimit::starting_at(input, offset))
 }
 
 fn csv_reader<R: Read>(input: BufReader<line_limit::LineLimit<R>>, delimiter: u8) -> Records<R> {
@@ -191,7 +195,7 @@ struct Layout {
 
 /// Reads up to and including the header row.
 fn start<R: Read>(input: R, tab_separated: bool) -> Result<(Records<R>, Layout), CsvError> {
-    let mut input = BufReader::with_capacity(1 << 16, line_limit::LineLimit::starting_at(input, 0));
+    let mut input = buffered(input, 0);
     let delimiter = if tab_separated || header_looks_tab_separated(input.fill_buf()?) { b'\t' } else { b',' };
     let mut reader = csv_reader(input, delimiter);
     let mut record = csv::ByteRecord::new();

@@ -89,15 +89,11 @@ pub(super) fn read_split_at(
     mut options: ReadOptions,
     split: Option<u64>,
 ) -> Result<CsvContents, CsvError> {
+    let Some(split) = split else {
+        return super::read(whole.from(0), options);
+    };
     let (mut reader, layout) = start(whole.from(0), options.tab_separated)?;
     let mut first = Part::default();
-    let Some(split) = split else {
-        first.read(&mut reader, &layout, options.tenant, None, &mut |rows| {
-            options.progress(rows);
-            true
-        })?;
-        return Ok(first.finish(layout));
-    };
     let cancelled = AtomicBool::new(false);
     let second_rows = AtomicU64::new(0);
     let tenant = options.tenant;
