@@ -11,6 +11,11 @@ const CHECKS: &[(&str, &str)] = &[
          (SELECT 1 FROM members m WHERE m.teamspace_id = c.teamspace_id AND m.oid = c.oid)",
     ),
     (
+        // SQLite's schema no longer checks it per row (migration 0011).
+        "members whose oid is not 16 bytes",
+        "SELECT count(*) FROM members WHERE length(oid) <> 16",
+    ),
+    (
         "members with no claim",
         "SELECT count(*) FROM members m WHERE NOT EXISTS \
          (SELECT 1 FROM claims c WHERE c.teamspace_id = m.teamspace_id AND c.oid = m.oid)",

@@ -98,3 +98,41 @@ async fn a_database_from_before_the_check_rebuild_keeps_its_events_and_rules() {
             .unwrap();
     assert!(indexes.contains(&"outbox_pending".to_owned()), "{indexes:?}");
 }
+
+#[tokio::test]
+async fn members_keep_their_rows_when_the_oid_check_moves_to_the_integrity_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c7sync.db").display());
+    let mut old = database_at_migration(&url, "0010_graph_delta.sql", dir.path()).await;
+    for statement in &OLDER_RELEASE[..4] {
+        sqlx::query(statement).execute(&mut old).await.unwrap();
+    }
+    old.close().await.unwrap();
+
+    let store = Store::open(&StoreSettings::new(&url)).await.unwrap();
+    let oid = "3f2504e0-4f89-41d3-9a0c-0305e82c3301".parse().unwrap();
+    let member = store.member(1, oid).await.unwrap().expect("the member survives the rebuild");
+    assert_eq!(
+        (member.email.as_str(), member.display_name.as_deref(), member.role.as_str(), member.sources.len()),
+        ("ada@contoso.com", Some("Ada"), "developer", 1)
+    );
+    assert_eq!((member.created_at.0, member.updated_at.0), (2, 2));
+
+    let mut new = SqliteConnection::connect(&url).await.unwrap();
+    let duplicate = sqlx::query(OLDER_RELEASE[2]).execute(&mut new).await.unwrap_err().to_string();
+    assert!(duplicate.contains("UNIQUE constraint failed"), "{duplicate}");
+    // A short oid written around the one write path is no longer refused by the table: the
+    // integrity check names it instead.
+    sqlx::query(
+        "INSERT INTO members (teamspace_id, oid, email, email_hash, attrs_source_id, created_at, updated_at) \
+         VALUES (1, x'00', 'short@contoso.com', 1, 1, 3, 3)",
+    )
+    .execute(&mut new)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO claims (teamspace_id, oid, source_id, created_at) VALUES (1, x'00', 1, 3)")
+        .execute(&mut new)
+        .await
+        .unwrap();
+    assert_eq!(store.check_integrity().await.unwrap(), ["1 members whose oid is not 16 bytes"]);
+}

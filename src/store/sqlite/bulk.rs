@@ -61,6 +61,25 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// measured no faster; BENCHMARKS.md). The rows that do not fill a last chunk go one at a time.
 pub(super) const INSERT_CHUNK_ROWS: usize = 256;
 
+/// A value every row of one insert shares (its run, teamspace, time), written into the
+/// statement once as a literal instead of being bound on every row: a million-member write
+/// bound 27 values per member, 14 of them the same for every row (BENCHMARKS.md).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Shared {
+    Int(i64),
+    /// Program text only, never input: it is quoted, but it is SQL.
+    Text(&'static str),
+}
+
+impl Shared {
+    fn literal(self) -> String {
+        match self {
+            Shared::Int(value) => value.to_string(),
+            Shared::Text(text) => format!("'{}'", text.replace('\'', "''")),
+        }
+    }
+}
+
 /// One `INSERT` fed a known number of rows, one at a time: the rows of full chunks are bound
 /// into a prepared multi-row statement, which runs when its last row is bound; the rows past
 /// the last full chunk go through its single-row twin. Knowing the count up front is what
@@ -80,21 +99,25 @@ pub(super) struct ChunkedInsert<'c, 'v> {
 }
 
 impl<'c, 'v> ChunkedInsert<'c, 'v> {
-    /// An insert of exactly `rows` rows into `table`'s `columns` (comma-separated names).
+    /// An insert of exactly `rows` rows into `table`: each row binds `columns`
+    /// (comma-separated names), in order, and takes the `shared` columns' values as they are.
     pub(super) fn prepare(
         connection: &'c Connection,
         table: &'static str,
         columns: &str,
+        shared: &[(&str, Shared)],
         rows: usize,
     ) -> rusqlite::Result<Self> {
         // OR FAIL: a multi-row statement that can abort part-way makes SQLite copy every page
         // it touches into a statement journal first, to undo just that statement. Nothing
         // here needs that: a failed insert fails the whole write, whose transaction is then
         // rolled back with every row it wrote. (SQLite still journals a statement that calls
-        // a function, as the members table's CHECK on the oid's length does.)
-        let head = format!("INSERT OR FAIL INTO {table} ({columns}) VALUES");
+        // a function, as a CHECK constraint calling one would: migration 0011.)
+        let names = std::iter::once(columns).chain(shared.iter().map(|(name, _)| *name));
+        let head = format!("INSERT OR FAIL INTO {table} ({}) VALUES", names.collect::<Vec<_>>().join(", "));
         let width = columns.split(',').count();
-        let row = format!("({})", vec!["?"; width].join(", "));
+        let values = std::iter::repeat_n("?".to_owned(), width).chain(shared.iter().map(|(_, value)| value.literal()));
+        let row = format!("({})", values.collect::<Vec<_>>().join(", "));
         let chunked_rows = rows - rows % INSERT_CHUNK_ROWS;
         let chunk = match chunked_rows {
             0 => None,
@@ -193,7 +216,7 @@ mod tests {
         {
             let connection = table();
             let labels = labels(rows);
-            let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", rows).unwrap();
+            let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", &[], rows).unwrap();
             push_rows(&mut insert, &labels);
             insert.finish().unwrap();
             let (count, sum, labelled): (i64, Option<i64>, i64) = connection
@@ -207,10 +230,32 @@ mod tests {
     }
 
     #[test]
+    fn shared_values_land_in_every_row_of_chunks_and_tail() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE s (n INTEGER PRIMARY KEY, label TEXT, run INTEGER, note TEXT)").unwrap();
+        let rows = INSERT_CHUNK_ROWS + 3;
+        let labels = labels(rows);
+        let shared = [("run", Shared::Int(-1_733_523_456_789)), ("note", Shared::Text("it's shared"))];
+        let mut insert = ChunkedInsert::prepare(&connection, "s", "n, label", &shared, rows).unwrap();
+        push_rows(&mut insert, &labels);
+        insert.finish().unwrap();
+        let (count, labelled, runs, notes): (i64, i64, i64, i64) = connection
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE label = 'row ' || n), \
+                 count(*) FILTER (WHERE run = -1733523456789), count(*) FILTER (WHERE note = 'it''s shared') FROM s",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        let rows = rows as i64;
+        assert_eq!((count, labelled, runs, notes), (rows, rows, rows, rows));
+    }
+
+    #[test]
     fn fewer_rows_than_declared_is_an_error_not_a_silent_loss() {
         let connection = table();
         let labels = labels(INSERT_CHUNK_ROWS - 1);
-        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
+        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", &[], INSERT_CHUNK_ROWS).unwrap();
         push_rows(&mut insert, &labels);
         let error = insert.finish().unwrap_err().to_string();
         assert!(error.contains("255 rows were given where the plan counted 256"), "{error}");
@@ -221,7 +266,7 @@ mod tests {
         for declared in [0, 3, INSERT_CHUNK_ROWS] {
             let connection = table();
             let labels = labels(declared + 1);
-            let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", declared).unwrap();
+            let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", &[], declared).unwrap();
             push_rows(&mut insert, &labels);
             let error = insert.finish().unwrap_err().to_string();
             assert!(
@@ -235,7 +280,7 @@ mod tests {
     fn a_constraint_failure_in_a_chunk_is_reported() {
         let connection = table();
         let labels = labels(INSERT_CHUNK_ROWS - 1);
-        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", INSERT_CHUNK_ROWS).unwrap();
+        let mut insert = ChunkedInsert::prepare(&connection, "t", "n, label", &[], INSERT_CHUNK_ROWS).unwrap();
         push_rows(&mut insert, &labels);
         let duplicate = insert.push(|row| {
             row.value(0)?.value("again")?;
@@ -252,7 +297,7 @@ mod tests {
         // Non-ASCII text, and an empty blob beside full ones: lengths are bytes, not characters.
         let labels: Vec<String> = (0..rows).map(|n| format!("ünïcode {n}")).collect();
         let keys: Vec<Vec<u8>> = (0..rows).map(|n| (0..n % 17).map(|b| b as u8).collect()).collect();
-        let mut insert = ChunkedInsert::prepare(&connection, "v", "n, label, key", rows).unwrap();
+        let mut insert = ChunkedInsert::prepare(&connection, "v", "n, label, key", &[], rows).unwrap();
         for (n, (label, key)) in (0_i64..).zip(labels.iter().zip(&keys)) {
             let label = (n % 5 != 0).then_some(label.as_str());
             insert

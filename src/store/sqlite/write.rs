@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::bulk::ChunkedInsert;
+use super::bulk::{ChunkedInsert, Shared};
 use crate::domain::{fingerprint, DisplayName, Oid, RunId};
 use crate::plan::{Attributes, ClaimChange, MemberChange, Plan};
 use crate::store::apply::{claim_word, previous, recorded, Arg, RunRows, RunStamp};
@@ -60,15 +60,15 @@ fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Resul
     let mut insert = ChunkedInsert::prepare(
         connection,
         "planned_changes",
-        "run_id, seq, oid, claim, member, email, display_name, previous_email, previous_display_name",
+        "seq, oid, claim, member, email, display_name, previous_email, previous_display_name",
+        &[("run_id", Shared::Int(run_id.0))],
         plan.changes.len(),
     )?;
     for (seq, change) in (0_i64..).zip(&plan.changes) {
         let (previous_email, previous_name) = previous(change);
         let attributes = recorded(change)?;
         insert.push(|row| {
-            row.value(run_id.0)?
-                .value(seq)?
+            row.value(seq)?
                 .value(&change.oid.as_bytes()[..])?
                 .value(claim_word(change.claim))?
                 .value(<&str>::from(MemberEffect::from(&change.member)))?
@@ -93,14 +93,29 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
     let added = plan.changes.iter().filter(|c| c.member == MemberChange::Add).count();
     let events = plan.changes.iter().filter(|c| c.member != MemberChange::Unchanged).count();
 
-    let mut insert_claims =
-        ChunkedInsert::prepare(connection, "claims", "teamspace_id, oid, source_id, created_at", gained)?;
+    let mut insert_claims = ChunkedInsert::prepare(
+        connection,
+        "claims",
+        "oid",
+        &[
+            ("teamspace_id", Shared::Int(teamspace_id)),
+            ("source_id", Shared::Int(source_id)),
+            ("created_at", Shared::Int(now)),
+        ],
+        gained,
+    )?;
     let mut delete_claim =
         connection.prepare("DELETE FROM claims WHERE teamspace_id = ?1 AND oid = ?2 AND source_id = ?3")?;
     let mut insert_members = ChunkedInsert::prepare(
         connection,
         "members",
-        "teamspace_id, oid, email, display_name, email_hash, name_hash, attrs_source_id, created_at, updated_at",
+        "oid, email, display_name, email_hash, name_hash",
+        &[
+            ("teamspace_id", Shared::Int(teamspace_id)),
+            ("attrs_source_id", Shared::Int(source_id)),
+            ("created_at", Shared::Int(now)),
+            ("updated_at", Shared::Int(now)),
+        ],
         added,
     )?;
     let mut update_member = connection.prepare(
@@ -111,8 +126,14 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
     let mut insert_events = ChunkedInsert::prepare(
         connection,
         "audit_events",
-        "id, teamspace_id, run_id, source_id, action, oid, email, display_name, role, previous_email, \
-         previous_display_name, occurred_at",
+        "id, action, oid, email, display_name, previous_email, previous_display_name",
+        &[
+            ("teamspace_id", Shared::Int(teamspace_id)),
+            ("run_id", Shared::Int(run_id)),
+            ("source_id", Shared::Int(source_id)),
+            ("role", Shared::Text("developer")),
+            ("occurred_at", Shared::Int(now)),
+        ],
         events,
     )?;
     let first_event = next_event_id(connection)?;
@@ -128,7 +149,7 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
         let oid = &change.oid.as_bytes()[..];
         match change.claim {
             ClaimChange::Gain => insert_claims.push(|row| {
-                row.value(teamspace_id)?.value(oid)?.value(source_id)?.value(now)?;
+                row.value(oid)?;
                 Ok::<_, StoreError>(())
             })?,
             ClaimChange::Drop => {
@@ -145,15 +166,11 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
         let action = match change.member {
             MemberChange::Add => {
                 insert_members.push(|row| {
-                    row.value(teamspace_id)?
-                        .value(oid)?
+                    row.value(oid)?
                         .value(email)?
                         .value(name)?
                         .value(fingerprint::email(&attributes.email))?
-                        .value(name.map(fingerprint::name))?
-                        .value(source_id)?
-                        .value(now)?
-                        .value(now)?;
+                        .value(name.map(fingerprint::name))?;
                     Ok::<_, StoreError>(())
                 })?;
                 AuditAction::Added
@@ -180,17 +197,12 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
         let (previous_email, previous_name) = previous(change);
         insert_events.push(|row| {
             row.value(next_event)?
-                .value(teamspace_id)?
-                .value(run_id)?
-                .value(source_id)?
                 .value(<&str>::from(action))?
                 .value(oid)?
                 .value(email)?
                 .value(name)?
-                .value("developer")?
                 .value(previous_email)?
-                .value(previous_name)?
-                .value(now)?;
+                .value(previous_name)?;
             Ok::<_, StoreError>(())
         })?;
         next_event += 1;
@@ -221,10 +233,16 @@ fn write_outbox(
     events: std::ops::RangeInclusive<i64>,
 ) -> Result<(), StoreError> {
     let count = usize::try_from(events.end() - events.start() + 1).unwrap_or(0);
-    let mut insert = ChunkedInsert::prepare(connection, "outbox", "teamspace_id, event_id", count)?;
+    let mut insert = ChunkedInsert::prepare(
+        connection,
+        "outbox",
+        "event_id",
+        &[("teamspace_id", Shared::Int(teamspace_id))],
+        count,
+    )?;
     for id in events {
         insert.push(|row| {
-            row.value(teamspace_id)?.value(id)?;
+            row.value(id)?;
             Ok::<_, StoreError>(())
         })?;
     }
