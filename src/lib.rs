@@ -2,8 +2,8 @@
 //!
 //! source (Graph groups, CSV file, SCIM push, manual) → a snapshot or deltas of its claims
 //! → `plan` (pure diff against the stored members) → `plan::guard` (mass removal, empty
-//! snapshot) → `store::Store::apply` (members + claims + run + audit + outbox in one
-//! transaction) → the outbox feeds downstream delivery.
+//! snapshot) → `store::Store::apply` (members + claims + run + audit events in one
+//! transaction) → `delivery` sends the events downstream, recording each batch it sends.
 
 pub mod admin;
 pub mod api;

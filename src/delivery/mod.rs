@@ -1,4 +1,5 @@
-//! Webhook delivery: a worker in `c7sync serve` drains the outbox to `[delivery] webhook_url`.
+//! Webhook delivery: a worker in `c7sync serve` sends member events (audit rows) to
+//! `[delivery] webhook_url`, recording each batch's attempt in the outbox (`store/events.rs`).
 //!
 //! At least once, in order per teamspace: a batch is marked delivered only after a 2xx, and
 //! while a teamspace's head batch is failing nothing behind it is sent. Failures back off
@@ -106,7 +107,7 @@ pub async fn run(store: Store, options: DeliveryOptions, metrics: Arc<Metrics>, 
                 sent
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot read the outbox; retrying");
+                tracing::warn!(%error, "cannot read the pending events; retrying");
                 false
             }
         };

@@ -1,6 +1,6 @@
-//! Writing runs inside a [`super::WriteSession`]: a plan's members, claims, run, audit and
-//! outbox rows in multi-row statements (`bulk.rs`), or a run that changed nothing (dry run,
-//! held, failed).
+//! Writing runs inside a [`super::WriteSession`]: a plan's members, claims, run and audit
+//! rows in multi-row statements (`bulk.rs`), or a run that changed nothing (dry run, held,
+//! failed). Its events are delivered from the audit rows (`events.rs`).
 
 use serde::Serialize;
 
@@ -184,7 +184,7 @@ pub(super) trait RunRows {
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError>;
     /// Runs `sql … RETURNING id` with `args`; returns the id, if a row was written.
     async fn returning_id(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>, StoreError>;
-    /// The claim, member, audit and outbox rows of `plan`; returns the audit ids written.
+    /// The claim, member and audit rows of `plan`; returns the audit ids written.
     async fn members(&mut self, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError>;
     /// A kept plan's rows, for `runs show` and `runs approve`.
     async fn planned_changes(&mut self, run_id: RunId, plan: &Plan) -> Result<(), StoreError>;

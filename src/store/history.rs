@@ -71,7 +71,7 @@ pub struct PlannedChange {
 /// One audit event.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
-    /// Event id (also the outbox event id).
+    /// Event id (the id webhooks carry).
     pub id: i64,
     /// Teamspace slug.
     pub teamspace: String,

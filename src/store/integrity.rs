@@ -28,9 +28,15 @@ const CHECKS: &[(&str, &str)] = &[
            WHERE s.id = c.source_id AND s.teamspace_id = c.teamspace_id))",
     ),
     (
-        "audit events without their outbox event",
-        "SELECT count(*) FROM audit_events a WHERE NOT EXISTS \
-         (SELECT 1 FROM outbox o WHERE o.teamspace_id = a.teamspace_id AND o.event_id = a.id)",
+        "events delivery has passed without recording them",
+        "SELECT count(*) FROM audit_events a JOIN delivery_cursors c ON c.teamspace_id = a.teamspace_id \
+         WHERE a.id < c.next_event_id AND NOT EXISTS \
+           (SELECT 1 FROM outbox o WHERE o.teamspace_id = a.teamspace_id AND o.event_id = a.id)",
+    ),
+    (
+        "outbox events past their teamspace's delivery cursor",
+        "SELECT count(*) FROM outbox o WHERE o.event_id >= coalesce( \
+           (SELECT c.next_event_id FROM delivery_cursors c WHERE c.teamspace_id = o.teamspace_id), 0)",
     ),
     (
         "outbox events without their audit event",

@@ -214,7 +214,7 @@ impl WriteSession {
         Ok(())
     }
 
-    /// Commits a plan: run row, members, claims, audit and outbox rows, all or nothing.
+    /// Commits a plan: run row, members, claims and audit rows (its events), all or nothing.
     #[tracing::instrument(skip_all, fields(teamspace = %self.teamspace.name, changes = plan.plan().changes.len()))]
     pub async fn apply(mut self, run: &NewRun, plan: Cleared<'_>, now: Millis) -> Result<RunId, StoreError> {
         let _behind = self.write_behind(plan.plan().changes.len());

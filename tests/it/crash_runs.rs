@@ -2,8 +2,8 @@
 //! SIGKILL at random moments at least 20 times. Each attempt swaps the teamspace between two
 //! disjoint sets of members (A and B), so a kill can land in the read, the plan or the write
 //! of a run that changes everything. After every kill, by SQL:
-//! - the integrity rules hold: every member has a claim, every audit event its outbox row and
-//!   its applied run, and the reverse;
+//! - the integrity rules hold: every member has a claim, every audit event its applied run,
+//!   and the reverse;
 //! - the members are exactly A or exactly B: none or all of a run;
 //! - at most one run is `running` (the one killed), and the next process that starts a run
 //!   marks it `failed` as interrupted; at the end none is running.

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use c7sync::api::ApiState;
+use c7sync::clock::Millis;
 use c7sync::delivery::{self, DeliveryOptions};
 use c7sync::http::{router, AppState};
 use c7sync::metrics::Metrics;
 use c7sync::plan::{Delta, Desired};
 use c7sync::scim::ScimState;
-use c7sync::store::EventFilter;
+use c7sync::store::{DeliveryStatus, EventFilter};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::daemon::Daemon;
@@ -71,10 +72,7 @@ async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
 }
 
 async fn pending(db: &TestDb) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(&inspect(db.store()).await)
-        .await
-        .unwrap()
+    db.store().outbox_backlog().await.unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,7 +98,74 @@ async fn events_arrive_once_each_in_order_and_are_marked_delivered() {
     ids.sort_unstable();
     assert_eq!(ids, expected);
     assert_eq!(pending(&db).await, 0);
+    // Each batch sent was recorded: one delivered row per event, after one attempt.
+    let recorded: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT event_id, status, attempts FROM outbox ORDER BY event_id")
+            .fetch_all(&inspect(db.store()).await)
+            .await
+            .unwrap();
+    assert_eq!(recorded, expected.iter().map(|id| (*id, "delivered".to_owned(), 1)).collect::<Vec<_>>());
+    assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
     assert_eq!(receiver.with(|r| r.bad_signatures), 0);
+}
+
+/// A run records nothing for delivery; each attempt records its batch. The listings and the
+/// backlog read both kinds of pending event, recorded (retries) and untried, in one order.
+#[tokio::test]
+async fn events_are_recorded_as_delivery_tries_them_and_listed_in_one_order() {
+    let db = temp_db().await;
+    db.reconciler.run(&request("acme", "csv:hr"), Desired::Snapshot(claims(0..10))).await.unwrap();
+    db.reconciler.run(&request("globex", "manual"), Desired::Deltas(vec![Delta::Upsert(claim(1))])).await.unwrap();
+    let store = db.store();
+    let acme = store.teamspace("acme").await.unwrap().id;
+    let ids = audit_ids(&db).await;
+    let (acme_ids, globex_id) = (&ids[..10], ids[10]);
+    assert_eq!(count(store, "outbox").await, 0);
+
+    // The first four are sent and delivered; the next three fail once.
+    store.mark_delivered(acme, acme_ids[0], acme_ids[3], Millis(7)).await.unwrap();
+    store.mark_failed(acme, (acme_ids[4], acme_ids[6]), "HTTP 503", Millis(9), false).await.unwrap();
+    let heads = store.pending_heads().await.unwrap();
+    let mut heads: Vec<_> =
+        heads.iter().map(|h| (h.teamspace_id, h.event_id, h.attempts, h.next_attempt_at.0)).collect();
+    heads.sort_unstable();
+    assert_eq!(heads[0], (acme, acme_ids[4], 1, 9), "the retry leads");
+    assert_eq!(heads[1].1, globex_id);
+
+    let list = |status: Option<DeliveryStatus>, after: Option<i64>, limit: i64| {
+        let filter = EventFilter { teamspace_id: None, status, after, limit };
+        async move { store.list_events(&filter).await.unwrap() }
+    };
+    let all = list(None, None, 100).await;
+    assert_eq!(all.iter().map(|e| e.event.id).collect::<Vec<_>>(), ids, "every event once, in id order");
+    let states: Vec<_> = all.iter().map(|e| (<&str>::from(e.status), e.attempts)).collect();
+    assert_eq!(&states[..4], [("delivered", 1); 4]);
+    assert_eq!(&states[4..7], [("pending", 1); 3]);
+    assert_eq!(&states[7..], [("pending", 0); 4]);
+    assert_eq!(all[0].delivered_at, Some(Millis(7)));
+    assert_eq!(all[4].last_error.as_deref(), Some("HTTP 503"));
+    // Pages across recorded and untried events.
+    let page = list(None, Some(acme_ids[5]), 3).await;
+    assert_eq!(page.iter().map(|e| e.event.id).collect::<Vec<_>>(), [acme_ids[6], acme_ids[7], acme_ids[8]]);
+    let pending = list(Some(DeliveryStatus::Pending), None, 100).await;
+    assert_eq!(pending.iter().map(|e| e.event.id).collect::<Vec<_>>(), ids[4..]);
+    assert_eq!(list(Some(DeliveryStatus::Delivered), None, 100).await.len(), 4);
+    assert_eq!(store.outbox_backlog().await.unwrap().0, 7);
+
+    // The next batch takes the retries first, then the untried events behind them.
+    let batch = store.pending_batch(acme, 5).await.unwrap();
+    assert_eq!(batch.iter().map(|e| e.id).collect::<Vec<_>>(), acme_ids[4..9]);
+    store.mark_failed(acme, (acme_ids[4], acme_ids[8]), "HTTP 410 Gone", Millis(11), true).await.unwrap();
+    let dead = list(Some(DeliveryStatus::Dead), None, 100).await;
+    assert_eq!(
+        dead.iter().map(|e| (e.event.id, e.attempts)).collect::<Vec<_>>(),
+        [(acme_ids[4], 2), (acme_ids[5], 2), (acme_ids[6], 2), (acme_ids[7], 1), (acme_ids[8], 1)]
+    );
+    assert_eq!(store.pending_batch(acme, 5).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [acme_ids[9]]);
+    // Recording the same batch twice (two processes, a lease lost mid-send) adds nothing.
+    store.mark_delivered(acme, acme_ids[0], acme_ids[3], Millis(8)).await.unwrap();
+    assert_eq!(count(store, "outbox").await, 9);
+    assert_eq!(store.check_integrity().await.unwrap(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,8 +177,10 @@ async fn a_receiver_that_is_down_then_up_gets_everything_in_order() {
     let worker = Worker::start(&db, options(&receiver, SECRET));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let attempts: i64 =
-            sqlx::query_scalar("SELECT max(attempts) FROM outbox").fetch_one(&inspect(db.store()).await).await.unwrap();
+        let attempts: i64 = sqlx::query_scalar("SELECT coalesce(max(attempts), 0) FROM outbox")
+            .fetch_one(&inspect(db.store()).await)
+            .await
+            .unwrap();
         if attempts >= 1 {
             break;
         }
@@ -369,12 +436,7 @@ async fn two_daemons_on_one_database_deliver_each_event_once_and_the_survivor_ta
     // Once the last batch is answered and marked: a batch in flight at the kill would rightly
     // be sent again (at least once).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(&inspect(&store).await)
-        .await
-        .unwrap()
-        > 0
-    {
+    while store.outbox_backlog().await.unwrap().0 > 0 {
         assert!(Instant::now() < deadline, "the events were never marked delivered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

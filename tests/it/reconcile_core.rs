@@ -3,7 +3,7 @@
 use c7sync::domain::{MaxRemovals, RunId};
 use c7sync::plan::{Delta, Desired};
 use c7sync::reconcile::ReconcileError;
-use c7sync::store::Outcome;
+use c7sync::store::{DeliveryStatus, EventFilter, Outcome};
 
 use crate::support::*;
 
@@ -12,7 +12,7 @@ fn snapshot(range: std::ops::Range<u128>) -> Desired {
 }
 
 #[tokio::test]
-async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
+async fn a_snapshot_adds_members_with_claims_and_audit_rows_whose_events_are_pending() {
     let db = temp_db().await;
     let report = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..10)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Applied);
@@ -24,13 +24,19 @@ async fn a_snapshot_adds_members_with_claims_audit_and_outbox_rows() {
     assert!(members.iter().all(|m| m.sources == ["csv:hr"] && m.tenant_id == TENANT));
     assert_eq!(count(db.store(), "claims").await, 10);
     assert_eq!(count(db.store(), "audit_events").await, 10);
-    assert_eq!(count(db.store(), "outbox").await, 10);
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox o JOIN audit_events a ON a.id = o.event_id AND a.teamspace_id = o.teamspace_id WHERE o.status = 'pending' AND a.run_id = $1")
-        .bind(report.run_id.0)
-        .fetch_one(&inspect(db.store()).await)
-        .await
-        .unwrap();
-    assert_eq!(pending, 10, "every audit row of the run has its pending outbox event");
+    // Delivery state is recorded when delivery tries an event: the run writes none.
+    assert_eq!(count(db.store(), "outbox").await, 0);
+    let filter = EventFilter {
+        teamspace_id: Some(teamspace.id),
+        status: Some(DeliveryStatus::Pending),
+        limit: 100,
+        ..EventFilter::default()
+    };
+    let pending = db.store().list_events(&filter).await.unwrap();
+    assert_eq!(pending.len(), 10, "every audit row of the run is a pending event");
+    assert!(pending.iter().all(|e| e.event.run_id == report.run_id.0 && e.attempts == 0 && e.last_error.is_none()));
+    assert!(pending.windows(2).all(|w| w[0].event.id < w[1].event.id), "oldest first");
+    assert_eq!(db.store().outbox_backlog().await.unwrap().0, 10);
 }
 
 #[tokio::test]
@@ -76,22 +82,29 @@ async fn a_failure_mid_apply_leaves_the_database_unchanged() {
     let db = temp_db().await;
     db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..5)).await.unwrap();
     let before = fingerprint(db.store()).await;
-    // The outbox insert is the last write of a transaction that has already added members,
-    // claims, a run and audit rows; make it fail.
+    // The last member's audit row is the last row of a transaction that has already added
+    // members, claims, a run and the other audit rows; make it fail.
     let client = inspect(db.store()).await;
+    let last = oid(1999).to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>();
     let failing = if on_postgres() {
         sqlx::query(
-            "CREATE FUNCTION fail_outbox() RETURNS trigger LANGUAGE plpgsql AS \
+            "CREATE FUNCTION fail_last() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
         )
         .execute(&client)
         .await
         .unwrap();
-        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()"
+        format!(
+            "CREATE TRIGGER fail_last BEFORE INSERT ON audit_events FOR EACH ROW \
+             WHEN (NEW.oid = '\\x{last}'::bytea) EXECUTE FUNCTION fail_last()"
+        )
     } else {
-        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        format!(
+            "CREATE TRIGGER fail_last BEFORE INSERT ON audit_events WHEN NEW.oid = x'{last}' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
     };
-    sqlx::query(failing).execute(&client).await.unwrap();
+    sqlx::query(&failing).execute(&client).await.unwrap();
     let error = db.reconciler.run(&request("acme", "csv:hr"), snapshot(0..2000)).await.unwrap_err();
     assert!(error.to_string().contains("injected failure"), "{error}");
     assert_eq!(fingerprint(db.store()).await, before);
@@ -395,11 +408,7 @@ async fn mixed_plan_writes_every_row(scale: u128) {
     assert!(event_oids.windows(2).all(|w| w[0] < w[1]), "the run's events are in plan order");
     let tally = |action: &str| actions.iter().filter(|a| *a == action).count() as u64;
     assert_eq!((tally("added"), tally("updated"), tally("removed")), (247 * s, 50 * s, 50 * s));
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        .fetch_one(&inspect(db.store()).await)
-        .await
-        .unwrap();
-    assert_eq!(pending, events);
+    assert_eq!(db.store().outbox_backlog().await.unwrap().0, events, "every event is pending");
     assert_eq!(db.store().check_integrity().await.unwrap(), Vec::<String>::new());
 }
 
@@ -419,7 +428,7 @@ async fn plans_larger_than_a_round_of_statements_are_written_and_held_whole() {
         .unwrap();
     let planned: Vec<Vec<u8>> = (0..ROWS).map(|n| oid(n).to_bytes().to_vec()).collect();
     assert!(events == planned, "{} events, not one per member in plan order", events.len());
-    assert_eq!(count(db.store(), "outbox").await, ROWS as i64);
+    assert_eq!(db.store().outbox_backlog().await.unwrap().0, ROWS as i64);
     if on_postgres() {
         // Analysed with the write, so the next run reads the members in index order at once.
         let known: i64 = sqlx::query_scalar("SELECT reltuples::bigint FROM pg_class WHERE relname = 'members'")

@@ -71,9 +71,13 @@ async fn a_database_from_before_the_check_rebuild_keeps_its_events_and_rules() {
     );
     let heads = store.pending_heads().await.unwrap();
     assert_eq!(heads.iter().map(|h| (h.teamspace_id, h.event_id)).collect::<Vec<_>>(), [(1, 2)]);
+    // Every event so far has its outbox row: delivery's cursor starts past the last of them.
+    let mut new = SqliteConnection::connect(&url).await.unwrap();
+    let cursors: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT teamspace_id, next_event_id FROM delivery_cursors").fetch_all(&mut new).await.unwrap();
+    assert_eq!(cursors, [(1, 3)]);
 
     // The rebuilt tables still refuse what the old CHECK constraints refused, and accept the rest.
-    let mut new = SqliteConnection::connect(&url).await.unwrap();
     let refused = [
         "INSERT INTO audit_events (id, teamspace_id, run_id, source_id, action, oid, email, role, occurred_at) \
          VALUES (3, 1, 1, 1, 'renamed', x'00', 'x@contoso.com', 'developer', 2)",

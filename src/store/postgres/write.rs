@@ -117,7 +117,7 @@ struct EventColumns {
     previous_names: Vec<Option<String>>,
 }
 
-/// The claim, member, audit and outbox rows of one plan; returns the lowest and highest audit
+/// The claim, member and audit rows of one plan; returns the lowest and highest audit
 /// id written, if any. Each member appears once in a plan, so its rounds are independent;
 /// ids drawn in a later round are higher, so events stay in plan order.
 async fn members(tx: &mut PgTx, stamp: RunStamp, plan: &Plan) -> Result<Option<(i64, i64)>, StoreError> {
@@ -228,7 +228,7 @@ impl Round {
         Ok(round)
     }
 
-    /// Streams the claims gained, the members added, and the audit and outbox rows with `COPY`,
+    /// Streams the claims gained, the members added, and the audit rows with `COPY`,
     /// leaving the round's other rows to [`Round::write`]; returns the lowest and highest
     /// audit id drawn, if any.
     async fn copy_new_rows(&mut self, tx: &mut PgTx, stamp: RunStamp) -> Result<Option<(i64, i64)>, StoreError> {
@@ -253,16 +253,14 @@ impl Round {
             return Ok(None);
         }
         let ids: Vec<i64> = sqlx::query_scalar(EVENT_IDS).bind(events.oids.len() as i64).fetch_one(&mut **tx).await?;
-        let (mut audit, mut outbox) = (CopyRows::new(12), CopyRows::new(2));
+        let mut audit = CopyRows::new(12);
         for (i, id) in ids.iter().enumerate() {
             audit.row().int8(*id).int8(teamspace_id).int8(run_id.0).int8(source_id).text(events.actions[i]);
             audit.bytes(&events.oids[i]).text(&events.emails[i]).optional_text(events.names[i].as_deref());
             audit.text("developer").optional_text(events.previous_emails[i].as_deref());
             audit.optional_text(events.previous_names[i].as_deref()).int8(now.0);
-            outbox.row().int8(teamspace_id).int8(*id);
         }
         audit.copy_into(tx, COPY_AUDIT).await?;
-        outbox.copy_into(tx, COPY_OUTBOX).await?;
         Ok(ids.first().copied().zip(ids.last().copied()))
     }
 
@@ -304,13 +302,11 @@ const COPY_MEMBERS: &str = "COPY members (teamspace_id, oid, email, display_name
 const COPY_AUDIT: &str = "COPY audit_events (id, teamspace_id, run_id, source_id, action, oid, email, display_name, \
      role, previous_email, previous_display_name, occurred_at) FROM STDIN (FORMAT binary)";
 
-const COPY_OUTBOX: &str = "COPY outbox (teamspace_id, event_id) FROM STDIN (FORMAT binary)";
-
 /// One round of a plan's rows as one statement: a SCIM batch is a round of a few rows, where
 /// each statement's round trip costs more than its writes (BENCHMARKS.md, SCIM on PostgreSQL).
 /// The parts touch different rows (a member appears once in a plan), so that they run
-/// side by side on one snapshot changes nothing. Audit ids are drawn in plan order and each
-/// event is queued for delivery; returns the lowest and highest id drawn.
+/// side by side on one snapshot changes nothing. Audit ids are drawn in plan order; returns
+/// the lowest and highest id drawn.
 /// `$1` teamspace, `$2` source, `$3` now, `$4` run; claims gained `$5` and dropped `$6`;
 /// members added `$7`–`$11` and updated `$12`–`$16` (oid, email, name, their fingerprints);
 /// members removed `$17`; events `$18`–`$23` (action, oid, email, name, previous email and
@@ -336,8 +332,7 @@ const WRITE_ROUND: &str = "WITH \
              u.previous_email, u.previous_name, $3 \
          FROM UNNEST($18::text[], $19::bytea[], $20::text[], $21::text[], $22::text[], $23::text[]) \
              WITH ORDINALITY AS u(action, oid, email, name, previous_email, previous_name, n) \
-         ORDER BY u.n RETURNING id), \
-     queued AS (INSERT INTO outbox (teamspace_id, event_id) SELECT $1, id FROM events) \
+         ORDER BY u.n RETURNING id) \
      SELECT min(id), max(id) FROM events";
 
 /// The planned changes of a run that is kept for `runs show` and `runs approve`, by position.

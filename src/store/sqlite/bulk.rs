@@ -1,7 +1,6 @@
 //! Bulk writes through SQLite's C API, on the write session's own connection.
 //!
-//! A plan can hold a million changes, each of them four rows (member, claim, audit event,
-//! outbox entry). Through sqlx every statement is handed to a worker thread, with each
+//! A plan can hold a million changes, each of them three rows (member, claim, audit event). Through sqlx every statement is handed to a worker thread, with each
 //! argument first copied into an owned list; for a million-row import that hand-off cost
 //! more than SQLite's own B-tree work (BENCHMARKS.md). Here rows are bound straight from the
 //! plan into prepared multi-row statements ([`ChunkedInsert`]) on the calling thread. The

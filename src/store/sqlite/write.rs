@@ -82,7 +82,7 @@ fn planned_changes(connection: &Connection, run_id: RunId, plan: &Plan) -> Resul
     insert.finish()
 }
 
-/// The claim, member, audit and outbox rows of one plan, in plan (oid) order, so each B-tree
+/// The claim, member and audit rows of one plan, in plan (oid) order, so each B-tree
 /// is appended to rather than split. Added rows go in multi-row chunks; updates and removals,
 /// rare and keyed, one statement each. Event ids are assigned here (the session holds the
 /// write lock, so nobody else takes ids meanwhile); returns the range written, if any.
@@ -213,9 +213,7 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
     if next_event == first_event {
         return Ok(None);
     }
-    let last_event = next_event - 1;
-    write_outbox(connection, teamspace_id, first_event..=last_event)?;
-    Ok(Some((first_event, last_event)))
+    Ok(Some((first_event, next_event - 1)))
 }
 
 /// The first id for this run's audit events, which take the ids after it in order. Safe only
@@ -224,29 +222,6 @@ fn members(connection: &Connection, stamp: RunStamp, plan: &Plan) -> Result<Opti
 /// this write path may assume one run's ids are contiguous.
 fn next_event_id(connection: &Connection) -> Result<i64, StoreError> {
     Ok(connection.query_row("SELECT ifnull(max(id), 0) + 1 FROM audit_events", [], |row| row.get(0))?)
-}
-
-/// The pending delivery of each new event.
-fn write_outbox(
-    connection: &Connection,
-    teamspace_id: i64,
-    events: std::ops::RangeInclusive<i64>,
-) -> Result<(), StoreError> {
-    let count = usize::try_from(events.end() - events.start() + 1).unwrap_or(0);
-    let mut insert = ChunkedInsert::prepare(
-        connection,
-        "outbox",
-        "event_id",
-        &[("teamspace_id", Shared::Int(teamspace_id))],
-        count,
-    )?;
-    for id in events {
-        insert.push(|row| {
-            row.value(id)?;
-            Ok::<_, StoreError>(())
-        })?;
-    }
-    insert.finish()
 }
 
 /// The stored email and display name of each of `oids`, by key look-up: a replace that drops

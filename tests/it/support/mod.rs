@@ -143,6 +143,7 @@ pub async fn fingerprint(store: &Store) -> Vec<String> {
         "SELECT teamspace_id || ' ' || HEX(oid) || ' ' || source_id FROM claims ORDER BY 1",
         "SELECT id || ' ' || run_id || ' ' || action || ' ' || HEX(oid) FROM audit_events ORDER BY id",
         "SELECT teamspace_id || ' ' || event_id || ' ' || status FROM outbox ORDER BY event_id",
+        "SELECT 'cursor ' || teamspace_id || ' ' || next_event_id FROM delivery_cursors ORDER BY teamspace_id",
         "SELECT id || ' ' || outcome FROM runs ORDER BY id",
         "SELECT 'planned ' || count(*) FROM planned_changes",
         "SELECT name || ' v' || version FROM teamspaces ORDER BY name",
