@@ -46,7 +46,8 @@ start=$(date +%s.%N)
 RUST_LOG=warn "$root/target/release/c7sync" serve --listen 127.0.0.1:18921 &
 pids+=($!)
 while :; do
-  left=$(undelivered "SELECT count(*) FROM outbox WHERE status <> 'delivered'" 2>/dev/null || echo "?")
+  # An event's outbox row is written when delivery tries it: undelivered = events - delivered.
+  left=$(undelivered "SELECT (SELECT count(*) FROM audit_events) - (SELECT count(*) FROM outbox WHERE status = 'delivered')" 2>/dev/null || echo "?")
   [ "$left" = "0" ] && break
   sleep 0.05
 done

@@ -128,7 +128,10 @@ print(f"  {sys.argv[2]:9} tick {f['duration_ms']} ms (read {f['read_ms']}, load 
       f"+ Graph {r['graph_ms']} + snapshot {r['snapshot_ms']} ms + run start")
 PY
 }
-undelivered() { sqlite3 "$work/c7sync.db" "SELECT count(*) FROM outbox WHERE status <> 'delivered'"; }
+# An event's outbox row is written when delivery tries it: undelivered = events - delivered.
+undelivered() {
+  sqlite3 "$work/c7sync.db" "SELECT (SELECT count(*) FROM audit_events) - (SELECT count(*) FROM outbox WHERE status = 'delivered')"
+}
 # Two ticks: the first decodes the saved state, the second is a quiet tick from memory.
 while [ "$(finished_runs)" -lt 2 ]; do sleep 0.1; done
 last_tick quiet
