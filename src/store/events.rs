@@ -9,7 +9,8 @@
 //! row's index (BENCHMARKS.md, issue 14). The cursor is enough because a teamspace's runs
 //! commit one at a time (its write lock), drawing ascending event ids, and the worker sends
 //! them in id order: its untried events are all those from the first untried one on, and every
-//! recorded event comes before them.
+//! recorded event comes before them. (It also rests on audit events never being deleted, so
+//! SQLite's next id, the greatest plus one, never falls behind a cursor.)
 
 use serde::Serialize;
 
