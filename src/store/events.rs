@@ -112,7 +112,7 @@ const UNTRIED: &str = "'pending' AS status, CAST(0 AS BIGINT) AS attempts, CAST(
          THEN coalesce(max(c.next_event_id), 0) ELSE $2 END FROM delivery_cursors c WHERE c.teamspace_id = $1)";
 
 /// Records the attempt at teamspace `$1`'s untried events `$2..=$3` (the rest of a batch was
-/// recorded before): `$4` status, `$5` attempts' error, `$6` next attempt, `$7` delivered at.
+/// recorded before): `$4` status, `$5` the attempt's error, `$6` next attempt, `$7` delivered at.
 const RECORD_UNTRIED: &str =
     "INSERT INTO outbox (teamspace_id, event_id, status, attempts, last_error, next_attempt_at, delivered_at) \
      SELECT a.teamspace_id, a.id, $4, 1, $5, $6, $7 FROM audit_events a \
