@@ -111,14 +111,25 @@ const UNTRIED: &str = "'pending' AS status, CAST(0 AS BIGINT) AS attempts, CAST(
      WHERE a.teamspace_id = $1 AND a.id >= (SELECT CASE WHEN coalesce(max(c.next_event_id), 0) > $2 \
          THEN coalesce(max(c.next_event_id), 0) ELSE $2 END FROM delivery_cursors c WHERE c.teamspace_id = $1)";
 
+/// The delivery cursor of the teamspace whose id is `$t` (0 before its first attempt).
+macro_rules! cursor_of {
+    ($t:literal) => {
+        concat!("coalesce((SELECT c.next_event_id FROM delivery_cursors c WHERE c.teamspace_id = ", $t, "), 0)")
+    };
+}
+
+/// The untried events of teamspace `t` (a query's `teamspace t`), as the tail of a subquery.
+const UNTRIED_OF_T: &str = concat!("FROM audit_events a WHERE a.teamspace_id = t.id AND a.id >= ", cursor_of!("t.id"));
+
 /// Records the attempt at teamspace `$1`'s untried events `$2..=$3` (the rest of a batch was
 /// recorded before): `$4` status, `$5` the attempt's error, `$6` next attempt, `$7` delivered at.
-const RECORD_UNTRIED: &str =
+const RECORD_UNTRIED: &str = concat!(
     "INSERT INTO outbox (teamspace_id, event_id, status, attempts, last_error, next_attempt_at, delivered_at) \
      SELECT a.teamspace_id, a.id, $4, 1, $5, $6, $7 FROM audit_events a \
-     WHERE a.teamspace_id = $1 AND a.id BETWEEN $2 AND $3 \
-       AND a.id >= coalesce((SELECT c.next_event_id FROM delivery_cursors c WHERE c.teamspace_id = $1), 0) \
-     ON CONFLICT (teamspace_id, event_id) DO NOTHING";
+     WHERE a.teamspace_id = $1 AND a.id BETWEEN $2 AND $3 AND a.id >= ",
+    cursor_of!("$1"),
+    " ON CONFLICT (teamspace_id, event_id) DO NOTHING"
+);
 
 /// Moves teamspace `$1`'s cursor to `$2`, never back.
 const ADVANCE_CURSOR: &str = "INSERT INTO delivery_cursors (teamspace_id, next_event_id) VALUES ($1, $2) \
@@ -168,12 +179,9 @@ impl Store {
             )
             .fetch_all(pool)
             .await?;
-            let untried = sqlx::query(
-                "SELECT t.id AS teamspace_id, (SELECT min(a.id) FROM audit_events a WHERE a.teamspace_id = t.id \
-                   AND a.id >= coalesce((SELECT c.next_event_id FROM delivery_cursors c WHERE c.teamspace_id = t.id), 0)) \
-                   AS event_id \
-                 FROM teamspaces t ORDER BY t.id",
-            )
+            let untried = sqlx::query(&format!(
+                "SELECT t.id AS teamspace_id, (SELECT min(a.id) {UNTRIED_OF_T}) AS event_id FROM teamspaces t ORDER BY t.id"
+            ))
             .fetch_all(pool)
             .await?;
             (
@@ -369,8 +377,6 @@ impl Store {
     /// teamspace's untried events are counted on its index, and the first of them is its
     /// oldest: its runs commit in turn.
     pub async fn outbox_backlog(&self) -> Result<(i64, Option<Millis>), StoreError> {
-        const UNTRIED_OF_T: &str = "FROM audit_events a WHERE a.teamspace_id = t.id AND a.id >= \
-             coalesce((SELECT c.next_event_id FROM delivery_cursors c WHERE c.teamspace_id = t.id), 0)";
         let sql = format!(
             "SELECT (SELECT count(*) {UNTRIED_OF_T}) AS untried, \
                  (SELECT a.occurred_at {UNTRIED_OF_T} ORDER BY a.id LIMIT 1) AS oldest \
